@@ -1,0 +1,1 @@
+"""Config file schema, strict loading and validation errors."""

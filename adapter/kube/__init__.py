@@ -1,0 +1,1 @@
+"""Kubernetes API knowledge: resource names, kinds and scopes."""

@@ -1,0 +1,1 @@
+"""From rules to metrics: series filters, metric names, label ↔ resource association, queries."""

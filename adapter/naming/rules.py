@@ -1,0 +1,342 @@
+"""Compile a config into rules, once, at load time.
+
+Everything the Go adapter would only find while serving (a bad regex, a template that does
+not parse or names an unknown field, a resource template without `.Resource`, a missing
+query) is an error here, reported with the file, the path, the line and the reason, all
+errors of a file together. Things that are legal but almost certainly not meant are warnings.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from adapter.config.errors import ConfigError, ConfigIssue, IssueList
+from adapter.config.loader import read_config_file
+from adapter.config.schema import AdapterConfig, DiscoveryRule, ResourceMapping, ResourceRule
+from adapter.kube.rest_mapper import (
+    BUILTIN_RESOURCES,
+    NAMESPACES,
+    NODES,
+    PODS,
+    GroupResource,
+    RESTMapper,
+    StaticRESTMapper,
+)
+from adapter.naming.errors import NamingError
+from adapter.naming.metric_namer import MetricNamer, new_metric_namer
+from adapter.naming.metrics_query import METRICS_QUERY_FIELDS, MetricsQuery
+from adapter.naming.resource_converter import ResourceConverter, new_resource_converter
+from adapter.naming.series_filter import SeriesFilter, new_series_filter
+from adapter.promql.go_template import TemplateError, compile_template
+
+__all__ = [
+    "CompiledConfig",
+    "MetricRule",
+    "ResourceMetricRules",
+    "ResourceQuery",
+    "RuleKind",
+    "compile_config",
+    "load_rules",
+]
+
+T = TypeVar("T")
+
+
+class RuleKind(StrEnum):
+    CUSTOM = "rules"
+    EXTERNAL = "externalRules"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRule:
+    """One compiled entry of `rules` or `externalRules`."""
+
+    kind: RuleKind
+    index: int
+    source: DiscoveryRule
+    filters: tuple[SeriesFilter, ...]  # seriesFilters, then the one implied by name.matches
+    namer: MetricNamer
+    converter: ResourceConverter
+    query: MetricsQuery
+
+    @property
+    def path(self) -> str:
+        return f"{self.kind}[{self.index}]"
+
+    @property
+    def series_query(self) -> str:
+        return self.source.series_query
+
+    def keeps(self, series_name: str) -> bool:
+        return all(f.matches(series_name) for f in self.filters)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceQuery:
+    """`resourceRules.cpu` or `.memory`, compiled."""
+
+    container_query: MetricsQuery
+    node_query: MetricsQuery
+    converter: ResourceConverter
+    container_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceMetricRules:
+    cpu: ResourceQuery
+    memory: ResourceQuery
+    window_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledConfig:
+    file: str
+    config: AdapterConfig
+    rules: tuple[MetricRule, ...]
+    external_rules: tuple[MetricRule, ...]
+    resource_rules: ResourceMetricRules | None
+    warnings: tuple[ConfigIssue, ...]
+
+
+# A matcher value that looks like a regex behind `=`/`!=` (the upstream sample config has
+# `__name__!="^container_.*"`, which excludes nothing).
+_REGEX_BEHIND_EQUALITY = re.compile(r'([A-Za-z_]\w*)\s*(!?=)\s*"((?:\^|[^"]*(?:\.\*|\.\+))[^"]*)"')
+
+
+class _Compiler:
+    def __init__(self, mapper: RESTMapper, issues: IssueList, require_known: bool) -> None:
+        self.mapper = mapper
+        self.issues = issues
+        self.warnings = IssueList()
+        self.warnings.lines = issues.lines
+        self.require_known = require_known
+
+    def attempt(self, path: str, build: Callable[[], T]) -> T | None:
+        """Run one compile step; a NamingError becomes an issue at `path`."""
+        try:
+            return build()
+        except NamingError as exc:
+            self.issues.add(path, str(exc))
+            return None
+
+    def converter(self, mapping: ResourceMapping, path: str) -> ResourceConverter | None:
+        overrides = {
+            label: GroupResource(ref.group, ref.resource)
+            for label, ref in mapping.overrides.items()
+        }
+        built = self.attempt(
+            f"{path}.template" if mapping.template else path,
+            lambda: new_resource_converter(self.mapper, mapping.template, overrides),
+        )
+        if built is None:
+            return None
+        converter, unresolved = built
+        for item in unresolved:
+            where = f"{path}.overrides.{item.label}"
+            if self.require_known:
+                self.issues.add(where, f"unable to normalize group-resource: {item.reason}")
+            else:
+                self.warnings.add(
+                    where,
+                    f"resource {item.resource} is not in the built-in resource table; it is used "
+                    "as written (with a cluster, it is resolved through API discovery)",
+                )
+        return converter
+
+    def query(
+        self, text: str, path: str, converter: ResourceConverter | None, rule: DiscoveryRule | None
+    ) -> MetricsQuery | None:
+        if not text:
+            self.issues.add(path, "is required (the PromQL template for a request)")
+            return None
+        try:
+            template = compile_template(text, METRICS_QUERY_FIELDS, name="metrics-query")
+        except TemplateError as exc:
+            self.issues.add(path, f"unable to parse metrics query template: {exc}")
+            return None
+        if converter is None:
+            return None
+        if rule is None:
+            return MetricsQuery(template, converter)
+        return MetricsQuery(
+            template,
+            converter,
+            namespaced=rule.resources.namespaced is not False,
+            label_value_replacements=rule.label_value_replacements,
+        )
+
+    def discovery_rule(self, kind: RuleKind, index: int, rule: DiscoveryRule) -> MetricRule | None:
+        path = f"{kind}[{index}]"
+        if not rule.series_query:
+            self.issues.add(f"{path}.seriesQuery", "is required (a Prometheus series selector)")
+        else:
+            self.check_series_query(rule.series_query, f"{path}.seriesQuery")
+        filters = [
+            self.attempt(f"{path}.seriesFilters[{i}]", partial(new_series_filter, f.is_, f.is_not))
+            for i, f in enumerate(rule.series_filters)
+        ]
+        namer = self.attempt(
+            f"{path}.name.matches" if rule.name.matches else f"{path}.name",
+            lambda: new_metric_namer(rule.name.matches, rule.name.as_),
+        )
+        if rule.name.matches and namer is not None:
+            filters.append(SeriesFilter(namer.matches, positive=True))
+        converter = self.converter(rule.resources, f"{path}.resources")
+        query = self.query(rule.metrics_query, f"{path}.metricsQuery", converter, rule)
+        if namer is not None:
+            self.check_name(namer, f"{path}.name.as")
+        if converter is not None:
+            self.check_resources(kind, rule, converter, f"{path}.resources")
+        if namer is None or converter is None or query is None or None in filters:
+            return None
+        return MetricRule(
+            kind=kind,
+            index=index,
+            source=rule,
+            filters=tuple(f for f in filters if f is not None),
+            namer=namer,
+            converter=converter,
+            query=query,
+        )
+
+    def check_series_query(self, series_query: str, path: str) -> None:
+        for label, op, value in _REGEX_BEHIND_EQUALITY.findall(series_query):
+            regex_op = "=~" if op == "=" else "!~"
+            self.warnings.add(
+                path,
+                f'{label}{op}"{value}" compares literally; for a regular expression use {regex_op}',
+            )
+
+    def check_name(self, namer: MetricNamer, path: str) -> None:
+        for ref in namer.unknown_references():
+            hint = ""
+            leading = re.match(r"\d+", ref)
+            if leading:
+                rest = ref[leading.end() :]
+                hint = f"; did you mean ${{{leading.group()}}}{rest}?"
+            self.warnings.add(
+                path,
+                f"${ref} refers to a capture group named {ref!r} that name.matches does not "
+                f"define, so it expands to an empty string{hint}",
+            )
+
+    def check_resources(
+        self, kind: RuleKind, rule: DiscoveryRule, converter: ResourceConverter, path: str
+    ) -> None:
+        mapping = rule.resources
+        if kind is RuleKind.CUSTOM:
+            if mapping.namespaced is not None:
+                self.warnings.add(
+                    f"{path}.namespaced", "is ignored for rules; only externalRules use it"
+                )
+            if not mapping.template and not mapping.overrides:
+                self.warnings.add(
+                    path,
+                    "maps no label to a resource (no overrides, no template), so this rule "
+                    "defines no metrics",
+                )
+            namespaced = sorted(
+                str(r) for r in set(converter.overrides.values()) if converter.is_namespaced(r)
+            )
+            if namespaced and not self.maps_namespaces(converter):
+                self.warnings.add(
+                    path,
+                    f"no label maps to namespaces, so every request for metrics on namespaced "
+                    f"resources ({', '.join(namespaced)}) fails with 'unable to fetch metrics'; "
+                    "add an override for the namespace label",
+                )
+            return
+        if mapping.namespaced is not False and not self.maps_namespaces(converter):
+            self.warnings.add(
+                path,
+                "the rule is namespaced (the default) but no label maps to namespaces, so "
+                "every request for its metrics fails with 'unable to fetch metrics' (as in "
+                "the Go adapter); add an override for the namespace label or set "
+                "resources.namespaced: false",
+            )
+
+    @staticmethod
+    def maps_namespaces(converter: ResourceConverter) -> bool:
+        try:
+            converter.label_for_resource(NAMESPACES)
+        except NamingError:
+            return False
+        return True
+
+    def resource_query(self, rule: ResourceRule, path: str) -> ResourceQuery | None:
+        converter = self.converter(rule.resources, f"{path}.resources")
+        container = self.query(rule.container_query, f"{path}.containerQuery", converter, None)
+        node = self.query(rule.node_query, f"{path}.nodeQuery", converter, None)
+        if not rule.container_label:
+            self.issues.add(
+                f"{path}.containerLabel", "is required (the label holding the container name)"
+            )
+        if converter is not None:
+            for resource in (PODS, NAMESPACES, NODES):
+                self.attempt(f"{path}.resources", partial(converter.label_for_resource, resource))
+        if converter is None or container is None or node is None or not rule.container_label:
+            return None
+        return ResourceQuery(container, node, converter, rule.container_label)
+
+
+def compile_config(
+    config: AdapterConfig,
+    issues: IssueList,
+    *,
+    file: str = "<config>",
+    mapper: RESTMapper | None = None,
+    require_known_resources: bool = False,
+) -> CompiledConfig:
+    """Compile every rule; errors are appended to `issues`, warnings returned in the result.
+
+    With `require_known_resources`, an override naming a resource the mapper does not know
+    is an error (the Go adapter's behaviour against a cluster); without it, a warning.
+    """
+    compiler = _Compiler(
+        mapper or StaticRESTMapper(BUILTIN_RESOURCES), issues, require_known_resources
+    )
+    rules = [compiler.discovery_rule(RuleKind.CUSTOM, i, r) for i, r in enumerate(config.rules)]
+    external = [
+        compiler.discovery_rule(RuleKind.EXTERNAL, i, r)
+        for i, r in enumerate(config.external_rules)
+    ]
+    resource_rules = None
+    if config.resource_rules is not None:
+        cpu = compiler.resource_query(config.resource_rules.cpu, "resourceRules.cpu")
+        memory = compiler.resource_query(config.resource_rules.memory, "resourceRules.memory")
+        if cpu is not None and memory is not None:
+            resource_rules = ResourceMetricRules(cpu, memory, config.resource_rules.window_seconds)
+    if not config.rules and not config.external_rules and config.resource_rules is None:
+        compiler.warnings.add(
+            "", "defines no rules, externalRules or resourceRules: no metrics API will be served"
+        )
+    return CompiledConfig(
+        file=file,
+        config=config,
+        rules=tuple(r for r in rules if r is not None),
+        external_rules=tuple(r for r in external if r is not None),
+        resource_rules=resource_rules,
+        warnings=tuple(compiler.warnings),
+    )
+
+
+def load_rules(
+    path: str | Path, *, mapper: RESTMapper | None = None, require_known_resources: bool = False
+) -> CompiledConfig:
+    """Read, decode and compile a config file. Raises ConfigError listing every problem."""
+    issues = IssueList()
+    config = read_config_file(path, issues)
+    compiled = compile_config(
+        config,
+        issues,
+        file=str(path),
+        mapper=mapper,
+        require_known_resources=require_known_resources,
+    )
+    if issues:
+        raise ConfigError(str(path), issues)
+    return compiled

@@ -1,0 +1,267 @@
+"""Command-line flags: every flag of the Go adapter, with its name, type and default.
+
+The Go adapter parses flags with spf13/pflag (long flags only, `--flag=value` or `--flag value`,
+bools as `--flag` or `--flag=false`, string slices as comma lists that repeat). A flag it knows
+and we rejected would crash-loop a pod that switches over, so every Go flag is accepted; each
+says whether it works yet (`Support`), and the help text says so.
+"""
+
+import argparse
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
+
+__all__ = ["FLAGS", "FlagSpec", "Support", "build_parser", "parse_flags", "validate_flags"]
+
+
+class Support(Enum):
+    IMPLEMENTED = ""
+    LATER = "accepted; takes effect in a later release of this adapter"
+    COMPAT = "accepted for compatibility with the Go adapter; has no effect"
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSpec:
+    name: str
+    kind: str  # string, bool, int, float, duration, stringSlice, stringArray
+    default: Any
+    help: str
+    group: str
+    support: Support = Support.IMPLEMENTED
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    def default_text(self) -> str:
+        if self.kind == "duration":
+            return format_go_duration(self.default)
+        if self.kind in ("stringSlice", "stringArray"):
+            return "[" + ",".join(self.default) + "]"
+        if self.kind == "bool":
+            return str(self.default).lower()
+        return str(self.default)
+
+
+def _go_bool(text: str) -> bool:
+    """strconv.ParseBool."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+def _go_duration(text: str) -> float:
+    try:
+        return parse_go_duration(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _StringSliceAction(argparse.Action):
+    """pflag StringSlice: the first use replaces the default, later uses append; values are
+    comma-separated (CSV, so quoted values may contain commas)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        seen = f"_{self.dest}_set"
+        current = list(getattr(namespace, self.dest)) if getattr(namespace, seen, False) else []
+        text = values if isinstance(values, str) else ""
+        current.extend(next(csv.reader([text])) if text else [])
+        setattr(namespace, self.dest, current)
+        setattr(namespace, seen, True)
+
+
+def _flag(
+    name: str,
+    kind: str,
+    default: Any,
+    help: str,
+    group: str,
+    support: Support = Support.IMPLEMENTED,
+) -> FlagSpec:
+    return FlagSpec(name, kind, default, help, group, support)
+
+
+L, C = Support.LATER, Support.COMPAT
+_PROM, _LOG, _KUBE, _SERVE = "Prometheus", "Logging", "Kubernetes client", "Secure serving"
+_AUTHN, _AUTHZ, _AUDIT, _FEAT = "Authentication", "Authorization", "Audit", "Features"
+
+
+def _audit_backend_flags(backend: str, batch_default: int, batch_wait: float) -> list[FlagSpec]:
+    """The batch and truncate options k8s.io/apiserver defines for each audit backend."""
+    p = f"audit-{backend}"
+    return [
+        _flag(f"{p}-batch-buffer-size", "int", 10000, "The size of the buffer to store events before batching and writing.", _AUDIT, C),
+        _flag(f"{p}-batch-max-size", "int", batch_default, "The maximum size of a batch.", _AUDIT, C),
+        _flag(f"{p}-batch-max-wait", "duration", batch_wait, "The amount of time to wait before force writing the batch that hadn't reached the max size.", _AUDIT, C),
+        _flag(f"{p}-batch-throttle-burst", "int", 15 if backend == "webhook" else 0, "Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.", _AUDIT, C),
+        _flag(f"{p}-batch-throttle-enable", "bool", backend == "webhook", "Whether batching throttling is enabled.", _AUDIT, C),
+        _flag(f"{p}-batch-throttle-qps", "float", 10.0 if backend == "webhook" else 0.0, "Maximum average number of batches per second.", _AUDIT, C),
+        _flag(f"{p}-truncate-enabled", "bool", False, "Whether event and batch truncating is enabled.", _AUDIT, C),
+        _flag(f"{p}-truncate-max-batch-size", "int", 10485760, "Maximum size of the batch sent to the underlying backend.", _AUDIT, C),
+        _flag(f"{p}-truncate-max-event-size", "int", 102400, "Maximum size of the audit event sent to the underlying backend.", _AUDIT, C),
+        _flag(f"{p}-version", "string", "audit.k8s.io/v1", "API group and version used for serializing audit events.", _AUDIT, C),
+    ]  # fmt: skip
+
+
+FLAGS: tuple[FlagSpec, ...] = (
+    # The adapter's own flags (cmd/adapter/adapter.go).
+    _flag("config", "string", "", "Configuration file containing details of how to transform between Prometheus metrics and custom metrics API resources", "Adapter"),
+    _flag("metrics-relist-interval", "duration", 600.0, "interval at which to re-list the set of all available metrics from Prometheus", "Adapter", L),
+    _flag("metrics-max-age", "duration", 0.0, "period for which to query the set of available metrics from Prometheus (0 means the relist interval)", "Adapter", L),
+    _flag("prometheus-url", "string", "https://localhost", "URL for connecting to Prometheus.", _PROM, L),
+    _flag("prometheus-auth-incluster", "bool", False, "use auth details from the in-cluster kubeconfig when connecting to prometheus.", _PROM, L),
+    _flag("prometheus-auth-config", "string", "", "kubeconfig file used to configure auth when connecting to Prometheus.", _PROM, L),
+    _flag("prometheus-ca-file", "string", "", "Optional CA file to use when connecting with Prometheus", _PROM, L),
+    _flag("prometheus-client-tls-cert-file", "string", "", "Optional client TLS cert file to use when connecting with Prometheus, auto-renewal is not supported", _PROM, L),
+    _flag("prometheus-client-tls-key-file", "string", "", "Optional client TLS key file to use when connecting with Prometheus, auto-renewal is not supported", _PROM, L),
+    _flag("prometheus-token-file", "string", "", "Optional file containing the bearer token to use when connecting with Prometheus", _PROM, L),
+    _flag("prometheus-header", "stringArray", [], "Optional header to set on requests to prometheus servers (Key=Value, repeatable)", _PROM, L),
+    _flag("prometheus-verb", "string", "GET", 'HTTP verb to set on requests to Prometheus. Possible values: "GET", "POST"', _PROM, L),
+    _flag("disable-http2", "bool", False, "Disable HTTP/2 support", _SERVE, L),
+    # custom-metrics-apiserver AdapterBase.
+    _flag("lister-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to list any described objects", _KUBE, L),
+    _flag("discovery-interval", "duration", 0.0, "interval at which to refresh API discovery information", _KUBE, L),
+    _flag("client-qps", "float", 5.0, "maximum QPS for the client to kube-apiserver", _KUBE, L),
+    _flag("client-burst", "int", 10, "maximum burst for the client to kube-apiserver", _KUBE, L),
+    # k8s.io/apiserver SecureServingOptions.
+    _flag("bind-address", "string", "0.0.0.0", "The IP address on which to listen for the --secure-port port.", _SERVE, L),
+    _flag("secure-port", "int", 443, "The port on which to serve HTTPS with authentication and authorization. If 0, don't serve HTTPS at all.", _SERVE, L),
+    _flag("cert-dir", "string", "apiserver.local.config/certificates", "The directory where the TLS certs are located. If --tls-cert-file and --tls-private-key-file are provided, this flag will be ignored.", _SERVE, L),
+    _flag("tls-cert-file", "string", "", "File containing the default x509 Certificate for HTTPS.", _SERVE, L),
+    _flag("tls-private-key-file", "string", "", "File containing the default x509 private key matching --tls-cert-file.", _SERVE, L),
+    _flag("tls-cipher-suites", "stringSlice", [], "Comma-separated list of cipher suites for the server.", _SERVE, L),
+    _flag("tls-min-version", "string", "", "Minimum TLS version supported. Possible values: VersionTLS12, VersionTLS13", _SERVE, L),
+    _flag("tls-sni-cert-key", "stringArray", [], "A pair of x509 certificate and private key file paths, optionally suffixed with a list of domain patterns.", _SERVE, L),
+    _flag("http2-max-streams-per-connection", "int", 0, "The limit that the server gives to clients for the maximum number of streams in an HTTP/2 connection.", _SERVE, C),
+    _flag("permit-port-sharing", "bool", False, "If true, SO_REUSEPORT will be used when binding the port.", _SERVE, L),
+    _flag("permit-address-sharing", "bool", False, "If true, SO_REUSEADDR will be used when binding the port.", _SERVE, L),
+    # DelegatingAuthenticationOptions.
+    _flag("authentication-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create tokenreviews.authentication.k8s.io.", _AUTHN, L),
+    _flag("authentication-token-webhook-cache-ttl", "duration", 10.0, "The duration to cache responses from the webhook token authenticator.", _AUTHN, L),
+    _flag("client-ca-file", "string", "", "If set, any request presenting a client certificate signed by one of the authorities in the client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate.", _AUTHN, L),
+    _flag("requestheader-client-ca-file", "string", "", "Root certificate bundle to use to verify client certificates on incoming requests before trusting usernames in headers specified by --requestheader-username-headers.", _AUTHN, L),
+    _flag("requestheader-username-headers", "stringSlice", ["x-remote-user"], "List of request headers to inspect for usernames.", _AUTHN, L),
+    _flag("requestheader-group-headers", "stringSlice", ["x-remote-group"], "List of request headers to inspect for groups.", _AUTHN, L),
+    _flag("requestheader-extra-headers-prefix", "stringSlice", ["x-remote-extra-"], "List of request header prefixes to inspect.", _AUTHN, L),
+    _flag("requestheader-allowed-names", "stringSlice", [], "List of client certificate common names to allow to provide usernames in headers specified by --requestheader-username-headers. If empty, any client certificate validated by the authorities in --requestheader-client-ca-file is allowed.", _AUTHN, L),
+    _flag("authentication-skip-lookup", "bool", False, "If false, the authentication-kubeconfig will be used to lookup missing authentication configuration from the cluster.", _AUTHN, L),
+    _flag("authentication-tolerate-lookup-failure", "bool", False, "If true, failures to look up missing authentication configuration from the cluster are not considered fatal.", _AUTHN, L),
+    # DelegatingAuthorizationOptions.
+    _flag("authorization-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create subjectaccessreviews.authorization.k8s.io.", _AUTHZ, L),
+    _flag("authorization-webhook-cache-authorized-ttl", "duration", 10.0, "The duration to cache 'authorized' responses from the webhook authorizer.", _AUTHZ, L),
+    _flag("authorization-webhook-cache-unauthorized-ttl", "duration", 10.0, "The duration to cache 'unauthorized' responses from the webhook authorizer.", _AUTHZ, L),
+    _flag("authorization-always-allow-paths", "stringSlice", ["/healthz", "/readyz", "/livez"], "A list of HTTP paths to skip during authorization, i.e. these are authorized without contacting the 'core' kubernetes server.", _AUTHZ, L),
+    # AuditOptions.
+    _flag("audit-policy-file", "string", "", "Path to the file that defines the audit policy configuration.", _AUDIT, C),
+    _flag("audit-log-path", "string", "", "If set, all requests coming to the apiserver will be logged to this file.", _AUDIT, C),
+    _flag("audit-log-maxage", "int", 0, "The maximum number of days to retain old audit log files.", _AUDIT, C),
+    _flag("audit-log-maxbackup", "int", 0, "The maximum number of old audit log files to retain.", _AUDIT, C),
+    _flag("audit-log-maxsize", "int", 0, "The maximum size in megabytes of the audit log file before it gets rotated.", _AUDIT, C),
+    _flag("audit-log-format", "string", "json", 'Format of saved audits. "legacy" or "json".', _AUDIT, C),
+    _flag("audit-log-compress", "bool", False, "If set, the rotated log files will be compressed using gzip.", _AUDIT, C),
+    _flag("audit-log-mode", "string", "blocking", "Strategy for sending audit events: batch, blocking, blocking-strict.", _AUDIT, C),
+    *_audit_backend_flags("log", 1, 0.0),
+    _flag("audit-webhook-config-file", "string", "", "Path to a kubeconfig formatted file that defines the audit webhook configuration.", _AUDIT, C),
+    _flag("audit-webhook-initial-backoff", "duration", 10.0, "The amount of time to wait before retrying the first failed request.", _AUDIT, C),
+    _flag("audit-webhook-mode", "string", "batch", "Strategy for sending audit events: batch, blocking, blocking-strict.", _AUDIT, C),
+    *_audit_backend_flags("webhook", 400, 30.0),
+    # FeatureOptions.
+    _flag("profiling", "bool", True, "Enable profiling via web interface host:port/debug/pprof/", _FEAT, C),
+    _flag("contention-profiling", "bool", False, "Enable block profiling, if profiling is enabled", _FEAT, C),
+    _flag("debug-socket-path", "string", "", "Use an unprotected (no authn/authz) unix-domain socket for profiling with the given path", _FEAT, C),
+    _flag("enable-priority-and-fairness", "bool", False, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness", _FEAT, C),
+    # component-base logs.
+    _flag("v", "int", 0, "number for the log level verbosity", _LOG),
+    _flag("vmodule", "string", "", "comma-separated list of pattern=N settings for file-filtered logging", _LOG, C),
+    _flag("log-flush-frequency", "duration", 5.0, "Maximum number of seconds between log flushes", _LOG, C),
+)  # fmt: skip
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "string": str,
+    "int": int,
+    "float": float,
+    "duration": _go_duration,
+    "bool": _go_bool,
+}
+
+
+def build_parser(prog: str = "prometheus-adapter") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Serves the custom.metrics.k8s.io, external.metrics.k8s.io and metrics.k8s.io APIs "
+            "from Prometheus. Flags and config files are those of kubernetes-sigs/"
+            "prometheus-adapter. `prometheus-adapter check-config --help` explains a config."
+        ),
+        allow_abbrev=False,
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for spec in FLAGS:
+        group = groups.get(spec.group) or parser.add_argument_group(f"{spec.group} flags")
+        groups[spec.group] = group
+        note = f" [{spec.support.value}]" if spec.support.value else ""
+        help_text = f"{spec.help} (default {spec.default_text()}){note}".replace("%", "%%")
+        option = f"--{spec.name}"
+        metavar = spec.kind if spec.kind != "stringArray" else "string"
+        if spec.kind == "bool":
+            group.add_argument(
+                option, dest=spec.dest, nargs="?", const=True, default=spec.default,
+                type=_go_bool, metavar="bool", help=help_text,
+            )  # fmt: skip
+        elif spec.kind == "stringSlice":
+            group.add_argument(
+                option, dest=spec.dest, action=_StringSliceAction, default=list(spec.default),
+                metavar="strings", help=help_text,
+            )  # fmt: skip
+        elif spec.kind == "stringArray":
+            group.add_argument(
+                option, dest=spec.dest, action="append", default=list(spec.default),
+                metavar=metavar, help=help_text,
+            )  # fmt: skip
+        else:
+            group.add_argument(
+                option, dest=spec.dest, type=_CONVERTERS[spec.kind], default=spec.default,
+                metavar=metavar, help=help_text,
+            )  # fmt: skip
+    return parser
+
+
+def validate_flags(args: argparse.Namespace) -> list[str]:
+    """The Go adapter's startup checks on flag values; returns error messages."""
+    errors = []
+    if not args.config:
+        errors.append(
+            "no metrics discovery configuration file specified (make sure to use --config)"
+        )
+    if args.prometheus_verb not in ("GET", "POST"):
+        errors.append(
+            f'unsupported Prometheus HTTP verb "{args.prometheus_verb}"; '
+            'supported verbs: "GET" and "POST"'
+        )
+    if args.prometheus_auth_incluster and args.prometheus_auth_config:
+        errors.append(
+            "may not use both in-cluster auth and an explicit kubeconfig at the same time"
+        )
+    if args.metrics_relist_interval <= 0:
+        errors.append("--metrics-relist-interval must be positive")
+    return errors
+
+
+def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(list(argv))
+    if args.metrics_max_age == 0:
+        # As the Go adapter: a zero max age means "the relist interval".
+        args.metrics_max_age = args.metrics_relist_interval
+    return args

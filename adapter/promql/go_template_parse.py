@@ -1,0 +1,595 @@
+"""Go's `text/template` parser and syntax tree, ported from `text/template/parse`.
+
+The parser follows Go's `parse.go` token for token, so the same templates are accepted
+and rejected with the same messages (`template: NAME:LINE: ...`). Two deliberate
+differences: `define`, `template` and `block` are rejected (the adapter's templates are
+single, unnamed templates), and variables are resolved here to numbered slots with
+exec-time scoping (`$x := $x` refers to an outer `$x`, assigning an undeclared variable
+is an error), so that what Go would only report while executing is reported now.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from adapter.promql.go_quote import go_quote
+from adapter.promql.go_template_errors import TemplateError
+from adapter.promql.go_template_lex import (
+    LiteralSyntaxError,
+    Token,
+    TokenType,
+    lex,
+    parse_number,
+    unquote,
+)
+
+__all__ = [
+    "ActionNode",
+    "BoolNode",
+    "BreakNode",
+    "ChainNode",
+    "CommandNode",
+    "ContinueNode",
+    "ControlNode",
+    "DotNode",
+    "FieldNode",
+    "IdentifierNode",
+    "ListNode",
+    "NilNode",
+    "Node",
+    "NumberNode",
+    "ParsedTemplate",
+    "PipeNode",
+    "StringNode",
+    "TextNode",
+    "VariableNode",
+    "parse_template",
+]
+
+
+# Syntax tree; str(node) is Go's Node.String(), used in error messages.
+
+
+@dataclass(slots=True)
+class TextNode:
+    pos: int
+    text: str
+
+
+@dataclass(slots=True)
+class DotNode:
+    pos: int
+
+    def __str__(self) -> str:
+        return "."
+
+
+@dataclass(slots=True)
+class NilNode:
+    pos: int
+
+    def __str__(self) -> str:
+        return "nil"
+
+
+@dataclass(slots=True)
+class BoolNode:
+    pos: int
+    value: bool
+
+    def __str__(self) -> str:
+        return "true" if self.value else "false"
+
+
+@dataclass(slots=True)
+class NumberNode:
+    pos: int
+    text: str
+    value: int | float
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(slots=True)
+class StringNode:
+    pos: int
+    quoted: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.quoted
+
+
+@dataclass(slots=True)
+class IdentifierNode:
+    pos: int
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(slots=True)
+class FieldNode:
+    pos: int
+    idents: list[str]
+
+    def __str__(self) -> str:
+        return "".join("." + ident for ident in self.idents)
+
+
+@dataclass(slots=True)
+class VariableNode:
+    """`$x.A.B`: idents are ["$x", "A", "B"]; slot numbers the variable's declaration."""
+
+    pos: int
+    idents: list[str]
+    slot: int
+
+    def __str__(self) -> str:
+        return ".".join(self.idents)
+
+
+@dataclass(slots=True)
+class ChainNode:
+    """`(pipeline).A.B`: fields on the result of a term other than a field or variable."""
+
+    pos: int
+    node: Node
+    fields: list[str]
+
+    def __str__(self) -> str:
+        base = f"({self.node})" if isinstance(self.node, PipeNode) else str(self.node)
+        return base + "".join("." + f for f in self.fields)
+
+
+@dataclass(slots=True)
+class CommandNode:
+    pos: int
+    args: list[Node] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return " ".join(f"({a})" if isinstance(a, PipeNode) else str(a) for a in self.args)
+
+
+@dataclass(slots=True)
+class PipeNode:
+    pos: int
+    line: int
+    is_assign: bool = False
+    decl: list[VariableNode] = field(default_factory=list)
+    cmds: list[CommandNode] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = " | ".join(str(c) for c in self.cmds)
+        if self.decl:
+            names = ", ".join(str(v) for v in self.decl)
+            text = f"{names} {'=' if self.is_assign else ':='} {text}"
+        return text
+
+
+@dataclass(slots=True)
+class ListNode:
+    pos: int
+    nodes: list[Node] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ActionNode:
+    pos: int
+    line: int
+    pipe: PipeNode
+
+
+@dataclass(slots=True)
+class ControlNode:
+    """`if`, `with` or `range` (keyword), with optional else branch."""
+
+    keyword: str
+    pos: int
+    line: int
+    pipe: PipeNode
+    list: ListNode
+    else_list: ListNode | None
+
+
+@dataclass(slots=True)
+class BreakNode:
+    pos: int
+    line: int
+
+
+@dataclass(slots=True)
+class ContinueNode:
+    pos: int
+    line: int
+
+
+@dataclass(slots=True)
+class _EndNode:
+    pos: int
+
+    def __str__(self) -> str:
+        return "{{end}}"
+
+
+@dataclass(slots=True)
+class _ElseNode:
+    pos: int
+    line: int
+
+    def __str__(self) -> str:
+        return "{{else}}"
+
+
+Node = (
+    TextNode
+    | DotNode
+    | NilNode
+    | BoolNode
+    | NumberNode
+    | StringNode
+    | IdentifierNode
+    | FieldNode
+    | VariableNode
+    | ChainNode
+    | CommandNode
+    | PipeNode
+    | ListNode
+    | ActionNode
+    | ControlNode
+    | BreakNode
+    | ContinueNode
+    | _EndNode
+    | _ElseNode
+)
+
+_LITERAL_NODES = (BoolNode, DotNode, NilNode, NumberNode, StringNode)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTemplate:
+    """A parsed template; slot 0 is `$`, every declaration has its own slot."""
+
+    root: ListNode
+    slot_count: int
+    assigned_slots: frozenset[int]
+
+
+# ---------------------------------------------------------------------------------------
+# Parser
+
+
+_MAX_PAREN_DEPTH = 10000
+
+
+class _Parser:
+    """Go's parse.Tree while parsing, plus variable slot allocation."""
+
+    def __init__(self, name: str, source: str, left: str, right: str, funcs: frozenset[str]):
+        newlines = [i for i, c in enumerate(source) if c == "\n"]
+        self.name = name
+        self.funcs = funcs
+        self.lex = lex(source, left, right, lambda pos: 1 + bisect.bisect_left(newlines, pos))
+        self.token: list[Token] = [Token(TokenType.EOF, 0, "", 1)] * 3
+        self.peek_count = 0
+        self.vars: list[tuple[str, int]] = [("$", 0)]
+        self.slot_count = 1
+        self.assigned: set[int] = set()
+        self.action_line = 0
+        self.range_depth = 0
+        self.paren_depth = 0
+
+    # Token stream with Go's three-token lookahead.
+
+    def next(self) -> Token:
+        if self.peek_count > 0:
+            self.peek_count -= 1
+        else:
+            self.token[0] = next(self.lex)
+        return self.token[self.peek_count]
+
+    def backup(self) -> None:
+        self.peek_count += 1
+
+    def backup2(self, t1: Token) -> None:
+        self.token[1] = t1
+        self.peek_count = 2
+
+    def backup3(self, t2: Token, t1: Token) -> None:
+        self.token[1] = t1
+        self.token[2] = t2
+        self.peek_count = 3
+
+    def peek(self) -> Token:
+        if self.peek_count > 0:
+            return self.token[self.peek_count - 1]
+        self.peek_count = 1
+        self.token[0] = next(self.lex)
+        return self.token[0]
+
+    def next_non_space(self) -> Token:
+        while True:
+            tok = self.next()
+            if tok.typ is not TokenType.SPACE:
+                return tok
+
+    def peek_non_space(self) -> Token:
+        tok = self.next_non_space()
+        self.backup()
+        return tok
+
+    def errorf(self, message: str) -> TemplateError:
+        return TemplateError(f"template: {self.name}:{self.token[0].line}: {message}")
+
+    def expect(self, expected: TokenType, context: str) -> Token:
+        tok = self.next_non_space()
+        if tok.typ is not expected:
+            raise self.unexpected(tok, context)
+        return tok
+
+    def unexpected(self, tok: Token, context: str) -> TemplateError:
+        if tok.typ is TokenType.ERROR:
+            extra = ""
+            if self.action_line not in (0, tok.line):
+                extra = f" in action started at {self.name}:{self.action_line}"
+                if tok.val.endswith(" action"):
+                    extra = extra[len(" in action") :]
+            return self.errorf(f"{tok}{extra}")
+        return self.errorf(f"unexpected {tok} in {context}")
+
+    # Grammar.
+
+    def parse(self) -> ParsedTemplate:
+        root = ListNode(self.peek().pos)
+        while self.peek().typ is not TokenType.EOF:
+            if self.peek().typ is TokenType.LEFT_DELIM:
+                delim = self.next()
+                if self.next_non_space().typ is TokenType.DEFINE:
+                    raise self.errorf("{{define}} is not supported")
+                self.backup2(delim)
+            node = self.text_or_action()
+            if isinstance(node, _EndNode | _ElseNode):
+                raise self.errorf(f"unexpected {node}")
+            root.nodes.append(node)
+        return ParsedTemplate(root, self.slot_count, frozenset(self.assigned))
+
+    def item_list(self) -> tuple[ListNode, _EndNode | _ElseNode]:
+        lst = ListNode(self.peek_non_space().pos)
+        while self.peek_non_space().typ is not TokenType.EOF:
+            node = self.text_or_action()
+            if isinstance(node, _EndNode | _ElseNode):
+                return lst, node
+            lst.nodes.append(node)
+        raise self.errorf("unexpected EOF")
+
+    def text_or_action(self) -> Node:
+        tok = self.next_non_space()
+        if tok.typ is TokenType.TEXT:
+            return TextNode(tok.pos, tok.val)
+        if tok.typ is TokenType.LEFT_DELIM:
+            self.action_line = tok.line
+            try:
+                return self.action()
+            finally:
+                self.action_line = 0
+        raise self.unexpected(tok, "input")
+
+    def action(self) -> Node:
+        tok = self.next_non_space()
+        typ = tok.typ
+        if typ is TokenType.BREAK or typ is TokenType.CONTINUE:
+            end = self.next_non_space()
+            if end.typ is not TokenType.RIGHT_DELIM:
+                raise self.unexpected(end, f"{{{{{tok.val}}}}}")
+            if self.range_depth == 0:
+                raise self.errorf(f"{{{{{tok.val}}}}} outside {{{{range}}}}")
+            node_type = BreakNode if typ is TokenType.BREAK else ContinueNode
+            return node_type(tok.pos, tok.line)
+        if typ is TokenType.ELSE:
+            peek = self.peek_non_space()
+            if peek.typ is TokenType.IF or peek.typ is TokenType.WITH:
+                return _ElseNode(peek.pos, peek.line)
+            end = self.expect(TokenType.RIGHT_DELIM, "else")
+            return _ElseNode(end.pos, end.line)
+        if typ is TokenType.END:
+            return _EndNode(self.expect(TokenType.RIGHT_DELIM, "end").pos)
+        if typ is TokenType.IF or typ is TokenType.RANGE or typ is TokenType.WITH:
+            return self.control(tok.val)
+        if typ is TokenType.TEMPLATE or typ is TokenType.BLOCK:
+            raise self.errorf(f"{{{{{tok.val}}}}} is not supported")
+        self.backup()
+        tok = self.peek()
+        return ActionNode(tok.pos, tok.line, self.pipeline("command", TokenType.RIGHT_DELIM))
+
+    def control(self, context: str) -> ControlNode:
+        mark = len(self.vars)
+        try:
+            pipe = self.pipeline(context, TokenType.RIGHT_DELIM)
+            if context == "range":
+                self.range_depth += 1
+            lst, nxt = self.item_list()
+            if context == "range":
+                self.range_depth -= 1
+            else_list = None
+            if isinstance(nxt, _ElseNode):
+                # "{{else if x}}" is "{{else}}{{if x}}...{{end}}" sharing the final {{end}}.
+                chained = {"if": TokenType.IF, "with": TokenType.WITH}.get(context)
+                if chained is not None and self.peek().typ is chained:
+                    self.next()
+                    else_list = ListNode(nxt.pos, [self.control(context)])
+                else:
+                    else_list, end = self.item_list()
+                    if not isinstance(end, _EndNode):
+                        raise self.errorf(f"expected end; found {end}")
+            return ControlNode(context, pipe.pos, pipe.line, pipe, lst, else_list)
+        finally:
+            del self.vars[mark:]
+
+    def pipeline(self, context: str, end: TokenType) -> PipeNode:
+        tok = self.peek_non_space()
+        pipe = PipeNode(tok.pos, tok.line)
+        decl: list[Token] = []
+        while True:
+            v = self.peek_non_space()
+            if v.typ is not TokenType.VARIABLE:
+                break
+            self.next()
+            after_variable = self.peek()
+            nxt = self.peek_non_space()
+            if nxt.typ is TokenType.ASSIGN or nxt.typ is TokenType.DECLARE:
+                pipe.is_assign = nxt.typ is TokenType.ASSIGN
+                self.next_non_space()
+                decl.append(v)
+            elif nxt.typ is TokenType.CHAR and nxt.val == ",":
+                self.next_non_space()
+                decl.append(v)
+                if context == "range" and len(decl) < 2:
+                    if self.peek_non_space().typ in (
+                        TokenType.VARIABLE,
+                        TokenType.RIGHT_DELIM,
+                        TokenType.RIGHT_PAREN,
+                    ):
+                        continue
+                    raise self.errorf("range can only initialize variables")
+                raise self.errorf(f"too many declarations in {context}")
+            elif after_variable.typ is TokenType.SPACE:
+                self.backup3(v, after_variable)
+            else:
+                self.backup2(v)
+            break
+        while True:
+            tok = self.next_non_space()
+            if tok.typ is end:
+                break
+            if tok.typ in _OPERAND_STARTS:
+                self.backup()
+                pipe.cmds.append(self.command())
+            else:
+                raise self.unexpected(tok, context)
+        if not pipe.cmds:
+            raise self.errorf(f"missing value for {context}")
+        for i, cmd in enumerate(pipe.cmds[1:]):
+            if isinstance(cmd.args[0], _LITERAL_NODES):
+                raise self.errorf(f"non executable command in pipeline stage {i + 2}")
+        # Declared variables come into scope after the pipeline is evaluated, as at exec.
+        for v in decl:
+            if pipe.is_assign:
+                slot = self.lookup_var(v.val)
+                self.assigned.add(slot)
+            else:
+                slot = self.slot_count
+                self.slot_count += 1
+                self.vars.append((v.val, slot))
+            pipe.decl.append(VariableNode(v.pos, [v.val], slot))
+        return pipe
+
+    def lookup_var(self, name: str) -> int:
+        for var_name, slot in reversed(self.vars):
+            if var_name == name:
+                return slot
+        raise self.errorf(f"undefined variable {go_quote(name)}")
+
+    def command(self) -> CommandNode:
+        cmd = CommandNode(self.peek_non_space().pos)
+        while True:
+            self.peek_non_space()
+            operand = self.operand()
+            if operand is not None:
+                cmd.args.append(operand)
+            tok = self.next()
+            if tok.typ is TokenType.SPACE:
+                continue
+            if tok.typ is TokenType.RIGHT_DELIM or tok.typ is TokenType.RIGHT_PAREN:
+                self.backup()
+            elif tok.typ is not TokenType.PIPE:
+                raise self.unexpected(tok, "operand")
+            break
+        if not cmd.args:
+            raise self.errorf("empty command")
+        return cmd
+
+    def operand(self) -> Node | None:
+        node = self.term()
+        if node is None or self.peek().typ is not TokenType.FIELD:
+            return node
+        chain_pos = self.peek().pos
+        fields: list[str] = []
+        while self.peek().typ is TokenType.FIELD:
+            fields.append(self.next().val[1:])
+        if isinstance(node, FieldNode):
+            return FieldNode(chain_pos, node.idents + fields)
+        if isinstance(node, VariableNode):
+            return VariableNode(chain_pos, node.idents + fields, node.slot)
+        if isinstance(node, _LITERAL_NODES):
+            raise self.errorf(f"unexpected . after term {go_quote(str(node))}")
+        return ChainNode(chain_pos, node, fields)
+
+    def term(self) -> Node | None:
+        tok = self.next_non_space()
+        typ = tok.typ
+        if typ is TokenType.IDENTIFIER:
+            if tok.val not in self.funcs:
+                raise self.errorf(f"function {go_quote(tok.val)} not defined")
+            return IdentifierNode(tok.pos, tok.val)
+        if typ is TokenType.DOT:
+            return DotNode(tok.pos)
+        if typ is TokenType.NIL:
+            return NilNode(tok.pos)
+        if typ is TokenType.VARIABLE:
+            return VariableNode(tok.pos, [tok.val], self.lookup_var(tok.val))
+        if typ is TokenType.FIELD:
+            return FieldNode(tok.pos, [tok.val[1:]])
+        if typ is TokenType.BOOL:
+            return BoolNode(tok.pos, tok.val == "true")
+        if typ in (TokenType.CHAR_CONSTANT, TokenType.COMPLEX, TokenType.NUMBER):
+            try:
+                value = parse_number(tok.val, typ is TokenType.CHAR_CONSTANT)
+            except LiteralSyntaxError:
+                raise self.errorf("invalid syntax") from None
+            except TemplateError as exc:
+                raise self.errorf(str(exc)) from None
+            return NumberNode(tok.pos, tok.val, value)
+        if typ is TokenType.LEFT_PAREN:
+            if self.paren_depth >= _MAX_PAREN_DEPTH:
+                raise self.errorf("max expression depth exceeded")
+            self.paren_depth += 1
+            try:
+                return self.pipeline("parenthesized pipeline", TokenType.RIGHT_PAREN)
+            finally:
+                self.paren_depth -= 1
+        if typ is TokenType.STRING or typ is TokenType.RAW_STRING:
+            try:
+                text = unquote(tok.val)
+            except (LiteralSyntaxError, IndexError):
+                raise self.errorf("invalid syntax") from None
+            return StringNode(tok.pos, tok.val, text)
+        self.backup()
+        return None
+
+
+_OPERAND_STARTS = frozenset(
+    {
+        TokenType.BOOL,
+        TokenType.CHAR_CONSTANT,
+        TokenType.COMPLEX,
+        TokenType.DOT,
+        TokenType.FIELD,
+        TokenType.IDENTIFIER,
+        TokenType.NUMBER,
+        TokenType.NIL,
+        TokenType.RAW_STRING,
+        TokenType.STRING,
+        TokenType.VARIABLE,
+        TokenType.LEFT_PAREN,
+    }
+)
+
+
+def parse_template(
+    source: str, *, name: str, functions: frozenset[str], left: str = "<<", right: str = ">>"
+) -> ParsedTemplate:
+    """Parse `source`; raises TemplateError with Go's message for anything Go rejects."""
+    return _Parser(name, source, left, right, functions).parse()

@@ -1,0 +1,197 @@
+"""The command line: Go flag compatibility and `check-config`."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapter.check_config import check_config_main
+from adapter.cli import main
+from adapter.options import FLAGS, Support, build_parser, parse_flags
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+def run_check(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return check_config_main(list(argv), stdout=out), out.getvalue()
+
+
+# (flag, default as the Go adapter's --help prints it)
+GO_FLAG_DEFAULTS = [
+    ("prometheus-url", "https://localhost"),
+    ("metrics-relist-interval", "10m0s"),
+    ("metrics-max-age", "0s"),
+    ("prometheus-verb", "GET"),
+    ("secure-port", "443"),
+    ("bind-address", "0.0.0.0"),
+    ("cert-dir", "apiserver.local.config/certificates"),
+    ("client-qps", "5.0"),
+    ("client-burst", "10"),
+    ("authentication-token-webhook-cache-ttl", "10s"),
+    ("authorization-webhook-cache-authorized-ttl", "10s"),
+    ("authorization-always-allow-paths", "[/healthz,/readyz,/livez]"),
+    ("requestheader-username-headers", "[x-remote-user]"),
+    ("profiling", "true"),
+    ("v", "0"),
+]
+
+
+def test_help_lists_go_flags_with_defaults() -> None:
+    text = " ".join(build_parser().format_help().split())
+    for flag, default in GO_FLAG_DEFAULTS:
+        assert f"--{flag} " in text
+        assert f"(default {default})" in text
+    for spec in FLAGS:
+        assert f"--{spec.name} " in text
+
+
+def test_flags_not_implemented_yet_say_so() -> None:
+    text = " ".join(build_parser().format_help().split())
+    assert Support.LATER.value in text
+    assert Support.COMPAT.value in text
+
+
+def test_flag_parsing_like_pflag() -> None:
+    args = parse_flags(
+        [
+            "--metrics-relist-interval=1m",
+            "--prometheus-header", "X-Scope-OrgID=tenant",
+            "--prometheus-header=A=b",
+            "--requestheader-allowed-names=front-proxy-client,aggregator",
+            "--requestheader-allowed-names", "other",
+            "--profiling=false",
+            "--disable-http2",
+            "--v=4",
+        ]
+    )  # fmt: skip
+    assert args.metrics_relist_interval == 60
+    assert args.metrics_max_age == 60  # zero means the relist interval
+    assert args.prometheus_header == ["X-Scope-OrgID=tenant", "A=b"]
+    assert args.requestheader_allowed_names == ["front-proxy-client", "aggregator", "other"]
+    assert args.requestheader_username_headers == ["x-remote-user"]
+    assert args.profiling is False
+    assert args.disable_http2 is True
+    assert args.v == 4
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["--metrics-relist-interval=10"], id="duration-without-unit"),
+        pytest.param(["--profiling=maybe"], id="bad-bool"),
+        pytest.param(["--logtostderr"], id="klog-flag-removed-in-go-v0.11"),
+        pytest.param(["--prom=x"], id="no-abbreviations"),
+    ],
+)
+def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        parse_flags(argv)
+    assert excinfo.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param([], "no metrics discovery configuration file specified (make sure to use --config)", id="no-config"),
+        pytest.param(["--config=x", "--prometheus-verb=PUT"], 'unsupported Prometheus HTTP verb "PUT"', id="verb"),
+        pytest.param([f"--config={CONFIG_DIR / 'helm-default-rules.yaml'}", "--metrics-relist-interval=1m", "--metrics-max-age=30s"], "max age must not be less than relist interval", id="max-age"),
+        pytest.param(["--config=/nonexistent.yaml"], "/nonexistent.yaml: cannot read file", id="missing-file"),
+    ],
+)  # fmt: skip
+def test_server_startup_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_check_config_prints_rules_of_every_sample(path: Path) -> None:
+    code, out = run_check(str(path))
+    assert code == 0
+    assert out.startswith(f"{path}: OK:")
+
+
+def test_check_config_text_report() -> None:
+    code, out = run_check("--config", str(CONFIG_DIR / "config-walkthrough.yaml"))
+    assert code == 0
+    assert "name         matches ^(.*)_total  as ${1}_per_second" in out
+    assert "override kubernetes_pod_name -> pods (Pod /v1, namespaced)" in out
+    assert "override kubernetes_namespace -> namespaces (Namespace /v1, cluster-scoped)" in out
+    assert (
+        'pod-a: sum(rate(<series>{kubernetes_namespace="default",kubernetes_pod_name="pod-a"}[2m]))'
+        " by (kubernetes_pod_name)" in out
+    )
+
+
+def test_check_config_shows_warnings_and_template_labels() -> None:
+    code, out = run_check(str(CONFIG_DIR / "sample-config.yaml"))
+    assert code == 0
+    assert "job->jobs.batch" in out
+    assert "warning: " in out and "rules[2].seriesQuery" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "reason"),
+    [
+        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, bogus: 1}\n", "rules[0].bogus", "unknown field", id="unknown-key"),
+        pytest.param("rules:\n- {seriesQuery: x, seriesQuery: y}\n", "rules[0].seriesQuery", "duplicate key", id="duplicate-key"),
+        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, name: {matches: '(a'}}\n", "rules[0].name.matches", "error parsing regexp", id="bad-regex"),
+        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: '<<.Series'}\n", "rules[0].metricsQuery", "unable to parse metrics query template", id="bad-template"),
+        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, seriesFilters: [{is: a, isNot: b}]}\n", "rules[0].seriesFilters[0]", "cannot have both", id="filter-with-both"),
+    ],
+)  # fmt: skip
+def test_check_config_rejects_bad_configs(
+    tmp_path: Path, text: str, path: str, reason: str
+) -> None:
+    file = tmp_path / "bad.yaml"
+    file.write_text(text)
+    code, out = run_check(str(file))
+    assert code == 1
+    assert f"{file}: INVALID" in out
+    line = next(line for line in out.splitlines() if f" {path}: " in line)
+    assert line.strip().startswith(f"{file}:2: {path}: ")
+    assert reason in line
+    assert "Traceback" not in out
+
+
+def test_check_config_json(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rules: 5\n")
+    code, out = run_check("-o", "json", str(CONFIG_DIR / "sample-config.yaml"), str(bad))
+    assert code == 1
+    good_report, bad_report = json.loads(out)
+    assert good_report["valid"] is True
+    assert [r["path"] for r in good_report["externalRules"]] == [
+        "externalRules[0]",
+        "externalRules[1]",
+    ]
+    assert good_report["externalRules"][1]["example"]["query"] == "sum(<series>{}) by (name)"
+    assert bad_report == {
+        "file": str(bad),
+        "valid": False,
+        "errors": [{"path": "rules", "line": 1, "reason": "expected a list, got the scalar '5'"}],
+    }
+
+
+def test_python_dash_m_adapter_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "adapter", "check-config", str(CONFIG_DIR / "resource-rules.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "resourceRules (metrics.k8s.io), window 3m0s:" in result.stdout
+    help_result = subprocess.run(
+        [sys.executable, "-m", "adapter", "--help"], capture_output=True, text=True, check=False
+    )
+    assert help_result.returncode == 0
+    assert "--metrics-relist-interval" in help_result.stdout

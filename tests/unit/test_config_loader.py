@@ -1,0 +1,205 @@
+import textwrap
+
+import pytest
+
+from adapter.config.errors import ConfigIssue, IssueList
+from adapter.config.loader import parse_config_text, read_config_file
+from adapter.config.schema import AdapterConfig, GroupResourceRef, RegexFilter
+
+
+def parse(text: str) -> tuple[AdapterConfig, IssueList]:
+    issues = IssueList()
+    return parse_config_text(textwrap.dedent(text), issues), issues
+
+
+def test_full_rule_decodes_every_field() -> None:
+    config, issues = parse(
+        """
+        rules:
+        - seriesQuery: 'http_requests_total{namespace!=""}'
+          seriesFilters:
+          - is: ^http_
+          - isNot: _bucket$
+          resources:
+            template: kube_<<.Resource>>
+            overrides:
+              ns: {resource: namespace}
+              deploy: {group: apps, resource: deployment}
+          name: {matches: ^(.*)_total$, as: "${1}_per_second"}
+          metricsQuery: sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)
+          labelValueReplacements: [{find: "#", replace: "_"}]
+        externalRules:
+        - seriesQuery: queue_depth
+          metricsQuery: sum(<<.Series>>)
+          resources: {namespaced: false}
+        """
+    )
+    assert issues == []
+    rule = config.rules[0]
+    assert rule.series_query == 'http_requests_total{namespace!=""}'
+    assert rule.series_filters == (RegexFilter(is_="^http_"), RegexFilter(is_not="_bucket$"))
+    assert rule.resources.template == "kube_<<.Resource>>"
+    assert rule.resources.overrides == {
+        "ns": GroupResourceRef("namespace"),
+        "deploy": GroupResourceRef("deployment", "apps"),
+    }
+    assert rule.resources.namespaced is None
+    assert (rule.name.matches, rule.name.as_) == ("^(.*)_total$", "${1}_per_second")
+    assert rule.label_value_replacements[0].find == "#"
+    assert config.external_rules[0].resources.namespaced is False
+    assert config.resource_rules is None
+
+
+def test_resource_rules_window_and_presence() -> None:
+    config, issues = parse(
+        """
+        resourceRules:
+          cpu: {containerQuery: a, nodeQuery: b, containerLabel: container}
+          window: 1h30m
+        """
+    )
+    assert issues == []
+    assert config.resource_rules is not None
+    assert config.resource_rules.window_seconds == 5400
+    assert config.resource_rules.cpu.container_label == "container"
+    # Present but empty still means "serve metrics.k8s.io", as a non-nil pointer in Go.
+    config, _ = parse("resourceRules: {}\n")
+    assert config.resource_rules is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "line", "reason"),
+    [
+        pytest.param(
+            "rules:\n- seriesQuery: x\n  metricQuery: y\n",
+            "rules[0].metricQuery",
+            3,
+            "unknown field 'metricQuery' (did you mean 'metricsQuery'?",
+            id="unknown-key-with-suggestion",
+        ),
+        pytest.param(
+            "rules:\n- seriesQuery: x\n  seriesQuery: y\n",
+            "rules[0].seriesQuery",
+            3,
+            "duplicate key 'seriesQuery' (first set at line 2)",
+            id="duplicate-key",
+        ),
+        pytest.param("rule: []\n", "rule", 1, "unknown field 'rule'", id="unknown-top-level"),
+        pytest.param(
+            "rules: {a: 1}\n", "rules", 1, "expected a list, got a mapping", id="list-expected"
+        ),
+        pytest.param(
+            "rules:\n- seriesQuery: [a]\n",
+            "rules[0].seriesQuery",
+            2,
+            "expected a string, got a list",
+            id="string-expected",
+        ),
+        pytest.param(
+            "externalRules:\n- resources: {namespaced: 'no'}\n",
+            "externalRules[0].resources.namespaced",
+            2,
+            "expected true or false, got the scalar 'no'",
+            id="quoted-bool-is-a-string",
+        ),
+        pytest.param(
+            "resourceRules: {window: 5x}\n",
+            "resourceRules.window",
+            1,
+            'unknown unit "x" in duration "5x"',
+            id="bad-window",
+        ),
+        pytest.param(
+            "rules:\n- resources:\n    overrides:\n      pod: {group: ''}\n",
+            "rules[0].resources.overrides.pod",
+            4,
+            "resource is required",
+            id="override-without-resource",
+        ),
+        pytest.param("- a\n- b\n", "", 1, "expected a mapping, got a list", id="top-level-list"),
+        pytest.param("rules:\n  - a: [\n", "", 3, "invalid YAML", id="yaml-syntax-error"),
+    ],
+)
+def test_errors_name_path_line_and_reason(text: str, path: str, line: int, reason: str) -> None:
+    _, issues = parse(text)
+    assert len(issues) == 1, issues
+    assert (issues[0].path, issues[0].line) == (path, line)
+    assert reason in issues[0].reason
+
+
+def test_all_errors_are_reported_together() -> None:
+    _, issues = parse(
+        """
+        rules:
+        - seriesQuery: a
+          metricQuery: b
+        - seriesQuery: c
+          name: {matches: x, as: y, az: z}
+        externalRules:
+        - seriesQuery: d
+          seriesQuery: e
+        """
+    )
+    assert [i.path for i in issues] == [
+        "rules[0].metricQuery",
+        "rules[1].name.az",
+        "externalRules[0].seriesQuery",
+    ]
+
+
+def test_any_scalar_fills_a_string_field_as_yaml_v2_does() -> None:
+    config, issues = parse("rules:\n- {seriesQuery: 123, name: {as: true, matches: 1.50}}\n")
+    assert issues == []
+    assert config.rules[0].series_query == "123"
+    assert (config.rules[0].name.as_, config.rules[0].name.matches) == ("true", "1.50")
+
+
+def test_null_values_are_zero_values() -> None:
+    config, issues = parse("rules:\n- seriesQuery:\n  seriesFilters:\n  resources:\n")
+    assert issues == []
+    assert config.rules[0].series_query == ""
+    assert config.rules[0].series_filters == ()
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_empty_document_is_an_empty_config(text: str) -> None:
+    assert parse(text) == (AdapterConfig(), [])
+
+
+def test_merge_keys_with_explicit_override() -> None:
+    config, issues = parse(
+        """
+        rules:
+        - &base {seriesQuery: a, metricsQuery: q}
+        - <<: *base
+          seriesQuery: b
+        """
+    )
+    assert issues == []
+    assert [r.series_query for r in config.rules] == ["a", "b"]
+    assert config.rules[1].metrics_query == "q"
+
+
+def test_json_config_loads_like_yaml() -> None:
+    config, issues = parse(
+        '{\n\t"rules": [{"seriesQuery": "x", "name": {"as": "y"}}],\n\t"externalRules": []\n}\n'
+    )
+    assert issues == []
+    assert config.rules[0].name.as_ == "y"
+
+
+def test_json_duplicate_key_is_an_error() -> None:
+    _, issues = parse('{"rules": [], "rules": []}')
+    assert [i.path for i in issues] == ["rules"]
+
+
+def test_unreadable_file() -> None:
+    issues = IssueList()
+    read_config_file("/nonexistent/config.yaml", issues)
+    assert issues == [ConfigIssue("", "cannot read file: No such file or directory")]
+
+
+def test_issue_format_names_file_line_and_path() -> None:
+    issue = ConfigIssue("rules[2].name.matches", "bad regexp", 12)
+    assert issue.format("c.yaml") == "c.yaml:12: rules[2].name.matches: bad regexp"
+    assert ConfigIssue("", "invalid YAML").format("c.yaml") == "c.yaml: invalid YAML"
