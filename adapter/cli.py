@@ -9,8 +9,10 @@ from collections.abc import Sequence
 
 from adapter.check_config import check_config_main
 from adapter.config.errors import ConfigError
+from adapter.logs import setup_logging
 from adapter.naming.rules import load_rules
 from adapter.options import parse_flags, validate_flags
+from adapter.server.run import serve
 
 __all__ = ["main"]
 
@@ -32,15 +34,8 @@ def serve_main(argv: Sequence[str]) -> int:
     if compiled.config.rules and args.metrics_max_age < args.metrics_relist_interval:
         print("error: max age must not be less than relist interval", file=sys.stderr)
         return 1
-    print(
-        f"config {compiled.file} is valid: {len(compiled.rules)} rules, "
-        f"{len(compiled.external_rules)} externalRules, "
-        f"{'resourceRules' if compiled.resource_rules else 'no resourceRules'}.\n"
-        "Serving the metrics APIs is not implemented in this version yet; "
-        "use `prometheus-adapter check-config` to inspect a config.",
-        file=sys.stderr,
-    )
-    return 1
+    setup_logging(args.v)
+    return serve(args, argv, compiled)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

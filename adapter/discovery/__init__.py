@@ -1,0 +1,1 @@
+"""Metric discovery: listing series from Prometheus into a registry of metrics."""

@@ -1,0 +1,121 @@
+"""The relist loop: list series from Prometheus on an interval and swap in a new registry.
+
+As in the Go adapter, each distinct `seriesQuery` is one `/api/v1/series` call over
+`[now - max_age, now]`, all in parallel, and a relist runs at start-up and then `interval`
+after the previous one finished. Unlike the Go adapter, a failing query does not throw away
+the whole relist: it keeps its own last good series while the others are refreshed, and it is
+retried sooner (backoff from 1 s up to the interval).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
+from adapter.naming.rules import MetricRule
+
+__all__ = ["RelistObserver", "RelistResult", "Relister", "SeriesLister"]
+
+log = logging.getLogger(__name__)
+
+
+class SeriesLister(Protocol):
+    async def series(
+        self, matches: Sequence[str], start: float | None = None, end: float | None = None
+    ) -> list[dict[str, str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RelistResult:
+    seconds: float
+    failures: dict[str, str]  # seriesQuery -> error message
+    registry: MetricRegistry
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+class RelistObserver(Protocol):
+    def __call__(self, result: RelistResult) -> None: ...
+
+
+@dataclass
+class Relister:
+    lister: SeriesLister
+    custom_rules: Sequence[MetricRule]
+    external_rules: Sequence[MetricRule]
+    interval: float
+    max_age: float
+    observer: RelistObserver | None = None
+    clock: Callable[[], float] = time.time
+    registry: MetricRegistry = field(default_factory=MetricRegistry)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    last_result: RelistResult | None = None
+    _shapes: dict[str, frozenset[SeriesShape]] = field(default_factory=dict)
+
+    @property
+    def queries(self) -> list[str]:
+        """Distinct series queries, in rule order."""
+        return list(
+            dict.fromkeys(r.series_query for r in (*self.custom_rules, *self.external_rules))
+        )
+
+    async def _list(self, query: str, start: float) -> frozenset[SeriesShape]:
+        series = await self.lister.series([query], start=start)
+        return frozenset(SeriesShape.from_labels(labels) for labels in series)
+
+    async def relist_once(self) -> RelistResult:
+        began = time.perf_counter()
+        queries = self.queries
+        start = self.clock() - self.max_age
+        results = await asyncio.gather(
+            *(self._list(q, start) for q in queries), return_exceptions=True
+        )
+        failures: dict[str, str] = {}
+        for query, result in zip(queries, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                failures[query] = str(result) or type(result).__name__
+                kept = "keeping its last series" if query in self._shapes else "no series yet"
+                log.error("unable to list series for query %r (%s): %s", query, kept, result)
+            else:
+                self._shapes[query] = result
+        self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
+        outcome = RelistResult(time.perf_counter() - began, failures, self.registry)
+        self.last_result = outcome
+        if len(failures) < len(queries) or not queries:
+            self.ready.set()
+        if self.observer is not None:
+            self.observer(outcome)
+        log.info(
+            "relist: %d metrics from %d series queries in %.3fs%s",
+            len(self.registry),
+            len(queries),
+            outcome.seconds,
+            f", {len(failures)} failed" if failures else "",
+        )
+        return outcome
+
+    async def run(self) -> None:
+        """Relist forever (until cancelled)."""
+        backoff = 1.0
+        while True:
+            try:
+                result = await self.relist_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop discovery; log it and retry
+                log.exception("relist failed unexpectedly")
+                result = None
+            if result is not None and result.ok:
+                backoff = 1.0
+                delay = self.interval
+            else:
+                delay = min(backoff, self.interval)
+                backoff = min(backoff * 2, self.interval)
+            await asyncio.sleep(delay)

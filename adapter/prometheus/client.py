@@ -1,0 +1,366 @@
+"""An asyncio client for the three Prometheus endpoints the adapter uses.
+
+Mirrors the Go adapter's `pkg/client` (`api.go`): parameters are encoded like Go's
+`url.Values.Encode` (keys sorted, space as "+"), sent in the URL for GET or as a form body
+for POST; only 2xx, 400, 422 and 503 responses are read as JSON; a JSON body with
+`"status": "error"` becomes `<errorType>: <error>`. Every failure is a `PrometheusError`.
+
+Differences from Go, all deliberate: requests are bounded by `PrometheusConfig.timeout`
+(Go has no client timeout, so a hung Prometheus stalls it), the bearer token file is re-read
+when it changes, errors say which URL and status they came from, and configuration errors
+are raised by the constructor (Go's startup failures) as `PrometheusConfigError`.
+"""
+
+import logging
+import math
+import time as _time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
+from urllib.parse import quote_plus
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from adapter import __version__
+from adapter.prometheus.config import (
+    PrometheusConfig,
+    PrometheusConfigError,
+    check_header,
+    parse_header_flags,
+)
+from adapter.prometheus.errors import PrometheusError
+from adapter.prometheus.results import (
+    QueryResult,
+    ResponseProblem,
+    Sample,
+    decode_response,
+    format_time,
+    parse_label_names,
+    parse_query_data,
+    parse_series_data,
+)
+from adapter.prometheus.transport import (
+    TokenFile,
+    build_ssl_context,
+    display_url,
+    endpoint_url,
+    env_proxy,
+)
+from adapter.promql.duration import format_prometheus_duration
+
+__all__ = [
+    "LABELS_ENDPOINT",
+    "QUERY_ENDPOINT",
+    "SERIES_ENDPOINT",
+    "PrometheusClient",
+    "PrometheusConfig",
+    "PrometheusConfigError",
+    "PrometheusError",
+    "QueryResult",
+    "RequestObserver",
+    "Sample",
+    "parse_header_flags",
+]
+
+QUERY_ENDPOINT = "/api/v1/query"
+SERIES_ENDPOINT = "/api/v1/series"
+LABELS_ENDPOINT = "/api/v1/labels"
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_FORM = "application/x-www-form-urlencoded"
+
+
+class RequestObserver(Protocol):
+    """Called once after every request (success or failure) for metrics, logs and tests.
+
+    `params` are the encoded-in-order request parameters; `status` is None when no
+    response arrived; `error` is None on success. Not called for cancelled requests.
+    """
+
+    def __call__(
+        self,
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None: ...
+
+
+def _encode(params: Sequence[tuple[str, str]]) -> str:
+    # url.Values.Encode: "match[]" -> "match%5B%5D", space -> "+", "~" kept.
+    return "&".join(f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k, v in params)
+
+
+class PrometheusClient:
+    """Pooled HTTP client for `/api/v1/query`, `/api/v1/series` and `/api/v1/labels`.
+
+    The constructor validates the config and reads the CA, client pair and token files
+    (raising `PrometheusConfigError` like the Go adapter's startup). The aiohttp session is
+    created on first use, inside the running loop. Environment proxies (HTTP_PROXY, ...)
+    apply only without `ca_file`, because Go's CA-file transport has no proxy function.
+    """
+
+    __slots__ = (
+        "_auth_header",
+        "_closed",
+        "_config",
+        "_endpoints",
+        "_observer",
+        "_proxy",
+        "_proxy_headers",
+        "_secrets",
+        "_session",
+        "_ssl",
+        "_static_headers",
+        "_timeout_param",
+        "_token",
+    )
+
+    def __init__(
+        self, config: PrometheusConfig, *, observer: RequestObserver | None = None
+    ) -> None:
+        if config.verb not in ("GET", "POST"):
+            raise PrometheusConfigError(
+                f'unsupported Prometheus HTTP verb "{config.verb}"; '
+                'supported verbs: "GET" and "POST"'
+            )
+        if not math.isfinite(config.timeout) or config.timeout < 0.001:
+            raise PrometheusConfigError(
+                f"invalid Prometheus timeout {config.timeout!r}: must be at least 1ms"
+            )
+        if config.max_connections < 0:
+            raise PrometheusConfigError("the Prometheus connection pool size must not be negative")
+        try:
+            base = URL(config.url)
+        except (ValueError, TypeError) as err:
+            raise PrometheusConfigError(f"invalid Prometheus URL: {err}") from None
+        if base.scheme not in ("http", "https") or not base.host:
+            raise PrometheusConfigError(
+                f'invalid Prometheus URL "{display_url(base)}": '
+                "expected http:// or https:// and a host"
+            )
+        for key, value in config.headers:
+            check_header(key, value)
+        self._config = config
+        self._observer = observer
+        self._endpoints = {
+            ep: str(endpoint_url(base, ep))
+            for ep in (QUERY_ENDPOINT, SERIES_ENDPOINT, LABELS_ENDPOINT)
+        }
+        self._ssl = build_ssl_context(config, base.scheme)
+        self._proxy, proxy_auth = (None, None) if config.ca_file else env_proxy(base)
+        # aiohttp sends proxy_headers only on a CONNECT (https); a plain-http proxy reads
+        # Proxy-Authorization from the request itself, which never reaches the origin.
+        self._proxy_headers: dict[str, str] | None = None
+        if proxy_auth and base.scheme == "https":
+            self._proxy_headers = {"Proxy-Authorization": proxy_auth}
+        self._token = TokenFile(config.token_file) if config.token_file else None
+        self._timeout_param = format_prometheus_duration(config.timeout)
+
+        headers: list[tuple[str, str]] = [("User-Agent", f"prometheus-adapter-py/{__version__}")]
+        user_keys = {k.lower() for k, _ in config.headers}
+        if "user-agent" in user_keys:
+            headers.clear()
+        headers.extend(config.headers)
+        if proxy_auth and base.scheme == "http":
+            headers.append(("Proxy-Authorization", proxy_auth))
+        self._static_headers = tuple(headers)
+        # Go's precedence: an explicit Authorization header, then credentials in the URL
+        # (net/http adds Basic auth before the transport), then the bearer token file.
+        self._auth_header: str | None = None
+        if "authorization" not in user_keys and base.user is not None:
+            self._auth_header = aiohttp.encode_basic_auth(base.user, base.password or "")
+        if "authorization" in user_keys or self._auth_header is not None:
+            self._token = None
+        self._secrets = tuple(
+            s
+            for s in (
+                base.password,
+                *(v for k, v in config.headers if k.lower() == "authorization"),
+            )
+            if s
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    async def query(self, query: str, time: float | None = None) -> QueryResult:
+        """Instant query at `time` (Unix seconds; Prometheus' "now" when None)."""
+        params = [("query", query)]
+        if time is not None:
+            params.append(("time", format_time(time)))
+        # Lets Prometheus abandon the evaluation once we have stopped waiting for it.
+        params.append(("timeout", self._timeout_param))
+        return await self._request(QUERY_ENDPOINT, params, parse_query_data)
+
+    async def series(
+        self, matches: Sequence[str], start: float | None = None, end: float | None = None
+    ) -> list[dict[str, str]]:
+        """Label sets (with `__name__`) of the series matching any of `matches`."""
+        params = self._range_params(matches, start, end)
+        return await self._request(SERIES_ENDPOINT, params, lambda d, _w: parse_series_data(d))
+
+    async def labels(
+        self, matches: Sequence[str] = (), start: float | None = None, end: float | None = None
+    ) -> list[str]:
+        """Label names, optionally only those of series matching `matches`."""
+        params = self._range_params(matches, start, end)
+        return await self._request(LABELS_ENDPOINT, params, lambda d, _w: parse_label_names(d))
+
+    async def close(self) -> None:
+        """Close the connection pool; the client cannot be used afterwards."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- internals ------------------------------------------------------------------
+
+    @staticmethod
+    def _range_params(
+        matches: Sequence[str], start: float | None, end: float | None
+    ) -> list[tuple[str, str]]:
+        if isinstance(matches, str):  # a bare string would become one matcher per character
+            raise TypeError("matches must be a sequence of selectors, not a string")
+        params: list[tuple[str, str]] = []
+        if end is not None:
+            params.append(("end", format_time(end)))
+        params.extend(("match[]", m) for m in matches)
+        if start is not None:
+            params.append(("start", format_time(start)))
+        return params  # already in url.Values.Encode's key order
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("PrometheusClient is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._config.max_connections,
+                ssl=self._ssl if self._ssl is not None else True,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self._config.timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),  # Go's client keeps no cookies
+            )
+        return self._session
+
+    def _headers(self) -> CIMultiDict[str]:
+        headers = CIMultiDict(self._static_headers)
+        if self._auth_header is not None:
+            headers["Authorization"] = self._auth_header
+        elif self._token is not None:
+            token = self._token.current()
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+        if self._config.verb == "POST":
+            headers["Content-Type"] = _FORM  # Go uses Header.Set: replaces a user's value
+        return headers
+
+    def _redact(self, text: str) -> str:
+        token = self._token.current() if self._token is not None else ""
+        for secret in (*self._secrets, token):
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        return text
+
+    async def _request(
+        self,
+        endpoint: str,
+        params: list[tuple[str, str]],
+        parse: Callable[[object, tuple[str, ...]], _T],
+    ) -> _T:
+        method = self._config.verb
+        url = self._endpoints[endpoint]
+        encoded = _encode(params)
+        headers = self._headers()
+        if method == "GET":
+            target = URL(f"{url}?{encoded}" if encoded else url, encoded=True)
+            body = None
+        else:
+            target = URL(url, encoded=True)
+            body = encoded.encode()
+        status: int | None = None
+        error: PrometheusError | None = None
+        completed = False  # stays False (and unobserved) when the caller cancels us
+
+        def fail(error_type: str, message: str) -> PrometheusError:
+            return PrometheusError(
+                self._redact(message),
+                error_type=error_type,
+                endpoint=endpoint,
+                status=status,
+                method=method,
+                url=url,
+            )
+
+        session = self._get_session()
+        started = _time.perf_counter()
+        try:
+            async with session.request(
+                method,
+                target,
+                data=body,
+                headers=headers,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+            ) as resp:
+                status = resp.status
+                content = await resp.read()
+                content_type = resp.headers.get("Content-Type", "")
+                reason = resp.reason or ""
+            data, warnings = decode_response(status, reason, content, content_type, method)
+            result = parse(data, warnings)
+            completed = True
+            return result
+        except PrometheusError as err:
+            error = err
+            raise
+        except ResponseProblem as err:
+            error = fail(err.error_type, err.message)
+            raise error from None
+        except TimeoutError:
+            # Before ClientError: aiohttp's timeout errors subclass both.
+            error = fail("timeout", f"no response within {self._config.timeout:g}s")
+            raise error from None
+        except aiohttp.ClientResponseError as err:  # too many redirects, bad headers
+            error = fail("bad_response", f"{type(err).__name__}: {err.message}")
+            raise error from None
+        except (aiohttp.ClientError, OSError) as err:
+            error = fail("connection", f"{type(err).__name__}: {err}")
+            raise error from None
+        finally:
+            elapsed = _time.perf_counter() - started
+            _log.debug("%s %s %s (%.3fs)", method, url, status, elapsed)
+            if self._observer is not None and (completed or error is not None):
+                self._notify(endpoint, method, params, status, elapsed, error)
+
+    def _notify(
+        self,
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None:
+        assert self._observer is not None
+        try:
+            self._observer(endpoint, method, params, status, seconds, error)
+        except Exception:  # a broken metrics hook must not fail the request
+            _log.exception("Prometheus request observer failed")

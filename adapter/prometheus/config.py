@@ -1,0 +1,100 @@
+"""Connection settings for Prometheus, and the `--prometheus-header` flag parser."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "PrometheusConfig",
+    "PrometheusConfigError",
+    "canonical_header_key",
+    "check_header",
+    "parse_header_flags",
+]
+
+
+class PrometheusConfigError(ValueError):
+    """Settings the Go adapter rejects at startup (bad URL, verb, CA, key pair, token file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    """How to reach Prometheus; one field per `--prometheus-*` flag.
+
+    - `url`: base URL, may carry a path prefix (Thanos `/prom`, Mimir `/prometheus`,
+      VictoriaMetrics `/select/0/prometheus`); endpoint paths are joined onto it like Go's
+      `path.Join`. Its own query string and fragment are dropped (Go replaces them).
+    - `verb`: "GET" (parameters in the URL) or "POST" (form body).
+    - `headers`: extra headers, see `parse_header_flags`. An `Authorization` header here wins
+      over `token_file`, as with client-go's bearer round tripper.
+    - `token_file`: whole content, whitespace stripped, sent as `Authorization: Bearer ...`;
+      re-read when the file changes (Go reads it once).
+    - `ca_file`: PEM bundle of trusted CAs (TLS 1.2 minimum). Without it the system store is used.
+    - `client_cert_file`/`client_key_file`: mTLS client pair. As in Go, used **only when
+      `ca_file` is also set** and both are given; otherwise ignored with a warning.
+    - `timeout`: seconds for one request (connect, send, read); also sent to Prometheus as
+      the `timeout` parameter of `/api/v1/query`.
+    - `max_connections`: connection pool size.
+    """
+
+    url: str = "https://localhost"
+    verb: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    token_file: str = ""
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    timeout: float = 10.0
+    max_connections: int = 100
+
+
+# RFC 7230 token characters: what Go's textproto accepts in a header name.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+
+def canonical_header_key(key: str) -> str:
+    """Go's `http.CanonicalHeaderKey`: "x-scope-orgid" -> "X-Scope-Orgid".
+
+    Keys with characters outside the token set are returned unchanged, as in Go.
+    """
+    if not key or any(c not in _TOKEN_CHARS for c in key):
+        return key
+    out: list[str] = []
+    upper = True
+    for c in key:
+        out.append(c.upper() if upper else c.lower())
+        upper = c == "-"
+    return "".join(out)
+
+
+def check_header(key: str, value: str, *, what: str = "Prometheus header") -> None:
+    """Reject a header Go's net/http would refuse to send. Messages never quote the value:
+    headers often carry credentials."""
+    bad = sorted({c for c in key if c not in _TOKEN_CHARS})
+    if not key or bad:
+        problem = f"contains {', '.join(repr(c) for c in bad)}" if bad else "is empty"
+        raise PrometheusConfigError(f"invalid {what}: header name {key!r} {problem}")
+    if any(c in value for c in "\r\n\0"):
+        raise PrometheusConfigError(f"invalid {what} {key}: the value contains a line break or NUL")
+
+
+def parse_header_flags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """Parse repeated `--prometheus-header Key=Value` flags like the Go adapter.
+
+    Split on the first "="; "Key" alone gives an empty value; repeated keys accumulate;
+    keys are canonicalised. Go only fails at request time on a bad header; we fail here,
+    with the flag named, for an empty or invalid key or a value with a line break.
+    Values are stripped of surrounding whitespace, as Go does when writing headers.
+    """
+    headers: list[tuple[str, str]] = []
+    for raw in values:
+        key, _, value = raw.partition("=")
+        if not key:
+            # The value is not quoted: headers often carry credentials.
+            raise PrometheusConfigError(
+                "invalid --prometheus-header: empty header name (expected Key=Value)"
+            )
+        check_header(key, value, what="--prometheus-header")
+        headers.append((canonical_header_key(key), value.strip(" \t")))
+    return tuple(headers)

@@ -1,0 +1,211 @@
+"""Connection plumbing for the Prometheus client: endpoint URLs, TLS, the bearer token file,
+and the proxy from the environment. Everything here runs at startup, except
+`TokenFile.current`, which is a stat() per request."""
+
+import ipaddress
+import logging
+import os
+import posixpath
+import ssl
+import time
+import urllib.request
+from pathlib import Path
+
+from aiohttp import encode_basic_auth
+from yarl import URL
+
+from adapter.prometheus.config import PrometheusConfig, PrometheusConfigError
+
+__all__ = [
+    "TokenFile",
+    "build_ssl_context",
+    "display_url",
+    "endpoint_url",
+    "env_proxy",
+    "join_url_path",
+]
+
+_log = logging.getLogger(__name__)
+
+# A file rewritten twice within one filesystem timestamp tick, with the same size, keeps its
+# stat(); until the file is this old we re-read it on every request (git's "racy" rule).
+_RACY_SECONDS = 1.0
+
+
+def join_url_path(base_path: str, endpoint: str) -> str:
+    """Go's `path.Join(base, endpoint)`: join, then clean "//", "." and ".."."""
+    joined = posixpath.normpath("/".join(p for p in (base_path, endpoint) if p))
+    # POSIX keeps a leading "//"; Go's path.Clean does not.
+    return "/" + joined.lstrip("/") if joined.startswith("//") else joined
+
+
+def endpoint_url(base: URL, endpoint: str) -> URL:
+    """The URL of one API endpoint: the base URL's path joined with the endpoint, without
+    credentials, query string or fragment (Go overwrites the base URL's query string)."""
+    return (
+        base.with_user(None)
+        .with_query(None)
+        .with_fragment(None)
+        .with_path(join_url_path(base.path, endpoint))
+    )
+
+
+def display_url(url: URL) -> str:
+    """A URL safe for logs and error messages: no user, password or query string."""
+    if not url.absolute:  # yarl refuses to edit the user of a relative URL
+        return str(url.with_query(None).with_fragment(None))
+    return str(url.with_user(None).with_query(None).with_fragment(None))
+
+
+def _no_password() -> bytes:
+    # Without a callback OpenSSL would prompt on the terminal for an encrypted key.
+    raise PrometheusConfigError("the client key is encrypted; a passphrase is not supported")
+
+
+def build_ssl_context(config: PrometheusConfig, scheme: str) -> ssl.SSLContext | None:
+    """The TLS context for Prometheus, following the Go adapter's `makePrometheusCAClient`.
+
+    With `ca_file`: trust only that bundle, TLS 1.2 minimum, plus the client pair when both
+    files are set. Without it: the system trust store (Go's default client), and the client
+    pair is ignored, as in Go. Returns None for plain http without a CA file.
+    """
+    cert, key = config.client_cert_file, config.client_key_file
+    if not config.ca_file:
+        if cert or key:
+            _log.warning(
+                "ignoring --prometheus-client-tls-cert-file/--prometheus-client-tls-key-file: "
+                "like the Go adapter, a client certificate is only used with --prometheus-ca-file"
+            )
+        if scheme != "https":
+            return None
+        ctx = ssl.create_default_context()
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+    try:
+        pem = Path(config.ca_file).read_bytes()
+    except OSError as err:
+        raise PrometheusConfigError(f"failed to read prometheus-ca-file: {err}") from None
+    try:
+        # Non-ASCII bytes can only sit in comments between PEM blocks; cadata must be ASCII.
+        ctx = ssl.create_default_context(cadata=pem.decode("ascii", errors="ignore"))
+    except (ssl.SSLError, ValueError) as err:
+        raise PrometheusConfigError(
+            f"no certs found in prometheus-ca-file {config.ca_file!r}: {err}"
+        ) from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert and key:
+        try:
+            ctx.load_cert_chain(cert, key, password=_no_password)
+        except (OSError, ssl.SSLError, PrometheusConfigError) as err:
+            raise PrometheusConfigError(f"failed to read TLS key pair: {err}") from None
+    elif cert or key:
+        _log.warning(
+            "ignoring the Prometheus client certificate: both --prometheus-client-tls-cert-file "
+            "and --prometheus-client-tls-key-file are needed"
+        )
+    return ctx
+
+
+def env_proxy(url: URL) -> tuple[URL | None, str | None]:
+    """Go's `http.ProxyFromEnvironment` for `url`, read once (Go caches it too).
+
+    HTTP_PROXY/HTTPS_PROXY by scheme, NO_PROXY, and never for localhost or loopback IPs.
+    Returns the proxy URL without credentials and its `Proxy-Authorization` value.
+    Reading it ourselves keeps aiohttp's `trust_env` off, which would also pull in ~/.netrc
+    and cost a thread hop per request.
+    """
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme or "")
+    host = (url.host or "").lower()
+    if not proxy or _no_proxy(host, proxies.get("no", "")):
+        return None, None
+    proxy_url = URL(proxy if "://" in proxy else f"http://{proxy}")
+    auth = None
+    if proxy_url.user is not None:
+        auth = encode_basic_auth(proxy_url.user, proxy_url.password or "")
+        proxy_url = proxy_url.with_user(None)
+    return proxy_url, auth
+
+
+def _no_proxy(host: str, no_proxy: str) -> bool:
+    """Go's golang.org/x/net/http/httpproxy `useProxy`, negated (ports are not compared)."""
+    if host == "localhost":
+        return True
+    try:
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and ip.is_loopback:
+        return True
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if "/" in entry:  # CIDR
+            try:
+                if ip is not None and ip in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        if entry.startswith("[") and "]" in entry:  # [v6]:port
+            entry = entry[1 : entry.index("]")]
+        elif entry.count(":") == 1:  # host:port
+            entry = entry.partition(":")[0]
+        if entry.startswith("*."):
+            entry = entry[1:]
+        if entry.startswith("."):  # ".y.com" matches subdomains only
+            if host.endswith(entry):
+                return True
+        elif host == entry or host.endswith("." + entry):
+            return True
+    return False
+
+
+class TokenFile:
+    """A bearer token file, re-read when it changes (the Go adapter reads it once).
+
+    `current()` costs one stat(). Kubernetes rotates projected tokens by swapping a symlink,
+    which changes the inode; in-place rewrites change size or mtime. If the file becomes
+    unreadable, the last good token stays in use so a rotation never fails requests.
+    """
+
+    __slots__ = ("_key", "_path", "_racy", "_token", "_unreadable")
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._key: tuple[int, int, int, int] | None = None
+        self._racy = False
+        self._unreadable = False
+        try:
+            self._token = self._read(os.stat(path))
+        except (OSError, ValueError) as err:
+            raise PrometheusConfigError(f"failed to read prometheus-token-file: {err}") from None
+
+    def current(self) -> str:
+        """The token to send now (possibly empty)."""
+        try:
+            st = os.stat(self._path)
+            if self._racy or self._key != _stat_key(st):
+                self._token = self._read(st)
+            self._unreadable = False
+        except (OSError, ValueError) as err:
+            if not self._unreadable:  # log once per outage, not once per request
+                _log.warning("keeping the previous Prometheus bearer token: %s", err)
+                self._unreadable = True
+        return self._token
+
+    def _read(self, st: os.stat_result) -> str:
+        token = Path(self._path).read_bytes().decode("utf-8", errors="replace").strip()
+        if any(c in token for c in "\r\n\0"):
+            # The message must not quote the token.
+            raise ValueError(f"{self._path}: the token contains a line break or NUL")
+        self._key = _stat_key(st)
+        self._racy = time.time() - st.st_mtime < _RACY_SECONDS
+        return token
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -1,0 +1,1 @@
+"""The metrics providers: custom, external (and later resource) metrics from Prometheus."""

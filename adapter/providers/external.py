@@ -1,0 +1,71 @@
+"""external.metrics.k8s.io: a metric not tied to an object, selected by labels.
+
+Port of the Go adapter's `pkg/external-provider`. One item per sample of the query's instant
+vector, with all its labels; a scalar result is one item without labels.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from adapter.discovery.registry import MetricRegistry
+from adapter.errors import InternalError, UnknownError, metric_not_found
+from adapter.kube.rest_mapper import NAMESPACES
+from adapter.naming.errors import NamingError
+from adapter.prometheus.client import PrometheusError
+from adapter.promql.label_selector import Selector
+from adapter.promql.quantity import decimal_si_quantity
+from adapter.providers.querier import MetricQuerier
+
+__all__ = ["ExternalMetricValue", "ExternalMetricsProvider"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalMetricValue:
+    metric: str
+    labels: dict[str, str] | None  # None for a scalar result
+    timestamp: float
+    value: str
+
+
+class ExternalMetricsProvider:
+    def __init__(self, registry: Callable[[], MetricRegistry], prometheus: MetricQuerier) -> None:
+        self._registry = registry
+        self._prometheus = prometheus
+
+    def list_all_metrics(self) -> list[str]:
+        return sorted(self._registry().external)
+
+    async def get_external_metric(
+        self, namespace: str, metric: str, metric_selector: Selector
+    ) -> list[ExternalMetricValue]:
+        found = self._registry().lookup_external(metric)
+        if found is None:
+            # The Go adapter names `namespaces` only for the default namespace and an empty
+            # resource otherwise; we always name it.
+            raise metric_not_found(NAMESPACES, metric)
+        try:
+            query = found.rule.query.build_external(found.series_name, namespace, metric_selector)
+        except NamingError as exc:
+            log.error("unable to generate a query for the metric %s: %s", metric, exc)
+            raise InternalError("unable to fetch metrics") from None
+        try:
+            result = await self._prometheus.query(query)
+        except PrometheusError as exc:
+            log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
+            raise InternalError("unable to fetch metrics") from None
+        if result.result_type == "scalar":
+            sample = result.samples[0]
+            return [
+                ExternalMetricValue(
+                    metric, None, sample.timestamp, decimal_si_quantity(sample.value)
+                )
+            ]
+        if result.result_type != "vector":
+            raise UnknownError("encountered an unexpected query result type")
+        return [
+            ExternalMetricValue(metric, dict(s.labels), s.timestamp, decimal_si_quantity(s.value))
+            for s in result.samples
+        ]

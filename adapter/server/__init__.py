@@ -1,0 +1,1 @@
+"""The HTTPS API server: TLS, routes, discovery, health and metrics endpoints."""

@@ -1,0 +1,203 @@
+"""The aiohttp application: routes for the metrics APIs, discovery, health, OpenAPI, version
+and the adapter's own metrics, behind the request filters."""
+
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from adapter import __version__
+from adapter.errors import path_not_found
+from adapter.providers.custom import CustomMetricsProvider
+from adapter.providers.external import ExternalMetricsProvider
+from adapter.server.discovery import (
+    APIResource,
+    ServedGroup,
+    aggregated_content_type,
+    aggregated_discovery,
+    api_group,
+    api_group_list,
+    api_resource_list,
+    negotiate_aggregated,
+)
+from adapter.server.health import HealthCheck, add_health_routes
+from adapter.server.metrics import AdapterMetrics
+from adapter.server.metrics_api import (
+    CUSTOM_VERSIONS,
+    EXTERNAL_VERSIONS,
+    custom_handler,
+    external_handler,
+)
+from adapter.server.middleware import error_middleware, refuse_upgrades
+from adapter.server.openapi import (
+    GroupVersionSpec,
+    openapi_v2,
+    openapi_v3_document,
+    openapi_v3_index,
+)
+from adapter.server.responses import CUSTOM_GROUP, EXTERNAL_GROUP, json_response
+
+__all__ = ["ServerState", "build_app"]
+
+
+@dataclass
+class ServerState:
+    """What the HTTP layer serves from. `discovery_ready` says whether metric discovery has
+    produced data; `shutting_down` turns readiness off before the listener closes."""
+
+    metrics: AdapterMetrics
+    custom: CustomMetricsProvider | None = None
+    external: ExternalMetricsProvider | None = None
+    discovery_ready: Callable[[], bool] = lambda: True
+    shutting_down: bool = False
+    # Filters that run after the built-in ones (authentication, authorization).
+    extra_middlewares: Sequence[Middleware] = field(default_factory=tuple)
+
+
+def _served_groups(state: ServerState) -> list[ServedGroup]:
+    groups = []
+    custom, external = state.custom, state.external
+    if custom is not None:
+        groups.append(
+            ServedGroup(
+                CUSTOM_GROUP,
+                CUSTOM_VERSIONS,
+                lambda: [
+                    APIResource(f"{i.group_resource}/{i.metric}", i.namespaced, "MetricValueList")
+                    for i in custom.list_all_metrics()
+                ],
+                APIResource("custommetrics", False, "MetricValueList"),
+            )
+        )
+    if external is not None:
+        groups.append(
+            ServedGroup(
+                EXTERNAL_GROUP,
+                EXTERNAL_VERSIONS,
+                lambda: [
+                    APIResource(name, True, "ExternalMetricValueList")
+                    for name in external.list_all_metrics()
+                ],
+                APIResource("externalmetrics", True, "ExternalMetricValueList"),
+            )
+        )
+    return groups
+
+
+def _add_discovery_routes(app: web.Application, groups: Sequence[ServedGroup]) -> None:
+    by_name = {g.name: g for g in groups}
+
+    async def apis(request: web.Request) -> web.Response:
+        version = negotiate_aggregated(request.headers.get("Accept", ""))
+        if version is not None:
+            return json_response(
+                aggregated_discovery(groups, version),
+                content_type=aggregated_content_type(version),
+                headers={"Vary": "Accept"},
+            )
+        return json_response(api_group_list(groups), headers={"Vary": "Accept"})
+
+    async def group(request: web.Request) -> web.Response:
+        served = by_name.get(request.match_info["group"])
+        if served is None:
+            raise path_not_found()
+        return json_response(api_group(served))
+
+    async def group_version(request: web.Request) -> web.Response:
+        served = by_name.get(request.match_info["group"])
+        version = request.match_info["version"]
+        if served is None or version not in served.versions:
+            raise path_not_found()
+        return json_response(api_resource_list(served, version))
+
+    app.router.add_get("/apis", apis)
+    app.router.add_get("/apis/{group}", group)
+    app.router.add_get("/apis/{group}/{version}", group_version)
+
+
+def _add_openapi_routes(app: web.Application, groups: Sequence[ServedGroup]) -> None:
+    specs = [GroupVersionSpec(g.name, v) for g in groups for v in g.versions]
+    v2 = openapi_v2(specs)
+    v3_index = openapi_v3_index(specs)
+    v3_docs = {f"{s.group}/{s.version}": openapi_v3_document(s) for s in specs}
+
+    async def get_v2(request: web.Request) -> web.Response:
+        return json_response(v2)
+
+    async def get_v3_index(request: web.Request) -> web.Response:
+        return json_response(v3_index)
+
+    async def get_v3_document(request: web.Request) -> web.Response:
+        doc = v3_docs.get(f"{request.match_info['group']}/{request.match_info['version']}")
+        if doc is None:
+            raise path_not_found()
+        return json_response(doc)
+
+    app.router.add_get("/openapi/v2", get_v2)
+    app.router.add_get("/openapi/v3", get_v3_index)
+    app.router.add_get("/openapi/v3/apis/{group}/{version}", get_v3_document)
+
+
+def _version_info() -> dict[str, str]:
+    # custom-metrics-apiserver reports major "1", minor "0".
+    return {
+        "major": "1",
+        "minor": "0",
+        "gitVersion": f"v{__version__}",
+        "gitCommit": "",
+        "gitTreeState": "",
+        "buildDate": "",
+        "goVersion": "",
+        "compiler": platform.python_implementation().lower(),
+        "platform": f"{platform.system().lower()}/{platform.machine()}",
+    }
+
+
+def build_app(state: ServerState) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware(state.metrics), refuse_upgrades, *state.extra_middlewares]
+    )
+    groups = _served_groups(state)
+    _add_discovery_routes(app, groups)
+    if state.custom is not None:
+        app.router.add_get(
+            f"/apis/{CUSTOM_GROUP}/{{version}}/{{tail:.+}}", custom_handler(state.custom)
+        )
+    if state.external is not None:
+        app.router.add_get(
+            f"/apis/{EXTERNAL_GROUP}/{{version}}/{{tail:.+}}", external_handler(state.external)
+        )
+    _add_openapi_routes(app, groups)
+
+    def discovery_check() -> str | None:
+        return None if state.discovery_ready() else "metric discovery has not succeeded yet"
+
+    def shutdown_check() -> str | None:
+        return "the server is shutting down" if state.shutting_down else None
+
+    basic = [HealthCheck("ping", lambda: None), HealthCheck("log", lambda: None)]
+    add_health_routes(
+        app,
+        healthz=basic,
+        livez=basic,
+        readyz=[
+            *basic,
+            HealthCheck("metric-discovery", discovery_check),
+            HealthCheck("shutdown", shutdown_check),
+        ],
+    )
+    version = _version_info()
+
+    async def get_version(request: web.Request) -> web.Response:
+        return json_response(version)
+
+    async def get_metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=state.metrics.exposition(), content_type="text/plain", charset="utf-8"
+        )
+
+    app.router.add_get("/version", get_version)
+    app.router.add_get("/metrics", get_metrics)
+    return app

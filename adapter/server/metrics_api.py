@@ -1,0 +1,112 @@
+"""Request handlers for custom.metrics.k8s.io and external.metrics.k8s.io.
+
+Paths, as custom-metrics-apiserver routes them (after `/apis/<group>/<version>/`):
+- custom, root-scoped objects:   `{resource}/{name}/{metric}`             (nodes/n1/m, nodes/*/m)
+- custom, namespaced objects:    `namespaces/{ns}/{resource}/{name}/{metric}`
+- custom, a namespace itself:    `namespaces/{ns}/metrics/{metric}`       ({ns} may be `*`)
+- external:                      `namespaces/{ns}/{metric}`
+Any other shape is a 404. Handlers parse the request into plain values and call the provider;
+providers never see HTTP.
+"""
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from adapter.errors import BadRequestError, path_not_found
+from adapter.kube.rest_mapper import NAMESPACES, GroupResource
+from adapter.promql.label_selector import EVERYTHING, Selector, SelectorError, parse_selector
+from adapter.providers.custom import CustomMetricsProvider
+from adapter.providers.external import ExternalMetricsProvider
+from adapter.server.responses import custom_metric_list, external_metric_list, json_response
+
+__all__ = ["CUSTOM_VERSIONS", "EXTERNAL_VERSIONS", "custom_handler", "external_handler"]
+
+CUSTOM_VERSIONS = ("v1beta2", "v1beta1")
+EXTERNAL_VERSIONS = ("v1beta1",)
+
+
+def _selector(request: web.Request, param: str) -> Selector:
+    text = request.query.get(param, "")
+    if not text:
+        return EVERYTHING
+    try:
+        return parse_selector(text)
+    except SelectorError as exc:
+        raise BadRequestError(f"invalid {param} {text!r}: {exc}") from None
+
+
+def _object_name(request: web.Request, path_name: str) -> str:
+    """The list handler's `metadata.name` field selector: it may name the object for a `*`
+    path, and must agree with a named path."""
+    field_selector = request.query.get("fieldSelector", "")
+    for term in filter(None, field_selector.split(",")):
+        key, _, value = term.partition("=")
+        if key.strip() != "metadata.name":
+            continue
+        value = value.lstrip("=").strip()
+        if path_name == "*":
+            return value
+        if value != path_name:
+            raise BadRequestError("fieldSelector metadata.name doesn't match requested name")
+    return path_name
+
+
+def _parse_custom_path(segments: list[str]) -> tuple[str, GroupResource, str, str]:
+    """(namespace, resource, object name, metric) of a custom-metrics path."""
+    if any(not s for s in segments):
+        raise path_not_found()
+    if len(segments) == 3:
+        resource, name, metric = segments
+        return "", GroupResource.parse(resource), name, metric
+    if len(segments) == 4 and segments[0] == "namespaces" and segments[2] == "metrics":
+        # The metric of the namespace object itself: a root-scoped request on namespaces.
+        return "", NAMESPACES, segments[1], segments[3]
+    if len(segments) == 5 and segments[0] == "namespaces":
+        _, namespace, resource, name, metric = segments
+        return namespace, GroupResource.parse(resource), name, metric
+    raise path_not_found()
+
+
+def custom_handler(provider: CustomMetricsProvider) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        version = request.match_info["version"]
+        if version not in CUSTOM_VERSIONS:
+            raise path_not_found()
+        namespace, resource, name, metric = _parse_custom_path(
+            request.match_info["tail"].split("/")
+        )
+        metric_selector = _selector(request, "metricLabelSelector")
+        name = _object_name(request, name)
+        if name == "*":
+            values = await provider.get_metric_by_selector(
+                resource, namespace, _selector(request, "labelSelector"), metric, metric_selector
+            )
+        else:
+            values = [
+                await provider.get_metric_by_name(
+                    resource, namespace, name, metric, metric_selector
+                )
+            ]
+        return json_response(custom_metric_list(values, version), pretty=_pretty(request))
+
+    return handle
+
+
+def external_handler(provider: ExternalMetricsProvider) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        if request.match_info["version"] not in EXTERNAL_VERSIONS:
+            raise path_not_found()
+        segments = request.match_info["tail"].split("/")
+        if len(segments) != 3 or segments[0] != "namespaces" or not all(segments):
+            raise path_not_found()
+        _, namespace, metric = segments
+        values = await provider.get_external_metric(
+            namespace, metric, _selector(request, "labelSelector")
+        )
+        return json_response(external_metric_list(values), pretty=_pretty(request))
+
+    return handle
+
+
+def _pretty(request: web.Request) -> bool:
+    return request.query.get("pretty", "") in ("1", "true", "True")

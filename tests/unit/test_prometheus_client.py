@@ -1,0 +1,788 @@
+"""PrometheusClient against small fake Prometheus servers on 127.0.0.1 (no client mocking)."""
+
+import asyncio
+import datetime
+import ipaddress
+import math
+import os
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from multidict import CIMultiDictProxy
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
+
+from adapter.prometheus.client import (
+    PrometheusClient,
+    PrometheusConfig,
+    PrometheusConfigError,
+    PrometheusError,
+    QueryResult,
+    Sample,
+    parse_header_flags,
+)
+from adapter.prometheus.config import canonical_header_key
+from adapter.prometheus.results import format_time
+from adapter.prometheus.transport import env_proxy, join_url_path
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Seen:
+    """What the fake Prometheus received."""
+
+    method: str
+    path: str
+    query_string: str
+    body: bytes
+    headers: CIMultiDictProxy[str]
+
+
+@dataclass
+class FakePrometheus:
+    server: TestServer
+    seen: list[Seen]
+
+    def url(self, path: str = "") -> str:
+        return str(self.server.make_url(path))
+
+
+def prom_json(data: object, status: int = 200, warnings: list[str] | None = None) -> web.Response:
+    doc: dict[str, object] = {"status": "success", "data": data}
+    if warnings:
+        doc["warnings"] = warnings
+    return web.Response(body=orjson.dumps(doc), status=status, content_type="application/json")
+
+
+def prom_error(status: int, error_type: str, error: str) -> web.Response:
+    doc = {"status": "error", "errorType": error_type, "error": error}
+    return web.Response(body=orjson.dumps(doc), status=status, content_type="application/json")
+
+
+EMPTY_VECTOR = {"resultType": "vector", "result": []}
+
+
+@pytest.fixture
+def fake(aiohttp_server: AiohttpServer) -> Callable[..., Awaitable[FakePrometheus]]:
+    async def start(
+        respond: Handler | web.Response | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> FakePrometheus:
+        seen: list[Seen] = []
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            seen.append(
+                Seen(
+                    request.method,
+                    request.path,
+                    request.rel_url.raw_query_string,
+                    body,
+                    request.headers,
+                )
+            )
+            if respond is None:
+                return prom_json(EMPTY_VECTOR)
+            if isinstance(respond, web.Response):  # a Response can be sent only once: copy it
+                return web.Response(
+                    body=respond.body, status=respond.status, content_type=respond.content_type
+                )
+            return await respond(request)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        if ssl_context is None:
+            server = await aiohttp_server(app)
+        else:
+            server = await aiohttp_server(app, ssl=ssl_context)
+        return FakePrometheus(server, seen)
+
+    return start
+
+
+StartFake = Callable[..., Awaitable[FakePrometheus]]
+
+
+def client_for(fp: FakePrometheus, **kwargs: object) -> PrometheusClient:
+    return PrometheusClient(PrometheusConfig(url=fp.url(), **kwargs))  # type: ignore[arg-type]
+
+
+# --- parsing ----------------------------------------------------------------------
+
+
+async def test_vector_with_special_values_and_warnings(fake: StartFake) -> None:
+    data = {
+        "resultType": "vector",
+        "result": [
+            {"metric": {"__name__": "up", "pod": "a"}, "value": [1565786045.323, "1"]},
+            {"metric": {"pod": "b"}, "value": [1565786045, "NaN"]},
+            {"metric": {"pod": "c"}, "value": [1565786045, "+Inf"]},
+            {"metric": {"pod": "d"}, "value": [1565786045, "-Inf"]},
+            {"metric": {"pod": "e"}, "value": [1565786045, "1.5e3"]},
+        ],
+    }
+    fp = await fake(prom_json(data, warnings=["results truncated"]))
+    async with client_for(fp) as client:
+        result = await client.query("up")
+    assert result.result_type == "vector"
+    assert result.warnings == ("results truncated",)
+    first, nan, pinf, ninf, sci = result.samples
+    assert first == Sample({"__name__": "up", "pod": "a"}, 1.0, 1565786045.323)
+    assert math.isnan(nan.value) and nan.labels == {"pod": "b"}
+    assert pinf.value == math.inf and ninf.value == -math.inf
+    assert sci.value == 1500.0 and sci.timestamp == 1565786045.0
+
+
+async def test_scalar_matrix_and_null_vector(fake: StartFake) -> None:
+    answers = iter(
+        [
+            {"resultType": "scalar", "result": [1700000000.5, "42"]},
+            {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "1"]]}]},
+            {"resultType": "vector", "result": None},
+        ]
+    )
+
+    async def respond(_: web.Request) -> web.Response:
+        return prom_json(next(answers))
+
+    fp = await fake(respond)
+    async with client_for(fp) as client:
+        scalar = await client.query("42")
+        matrix = await client.query("up[1m]")
+        empty = await client.query("nothing")
+    assert scalar == QueryResult("scalar", (Sample({}, 42.0, 1700000000.5),))
+    assert matrix.result_type == "matrix" and matrix.samples == ()
+    assert matrix.raw_result == [{"metric": {}, "values": [[1, "1"]]}]
+    assert empty == QueryResult("vector", ())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(
+            {"resultType": "vector", "result": [{"metric": {}, "value": [1]}]}, id="short-pair"
+        ),
+        pytest.param(
+            {"resultType": "vector", "result": [{"metric": {}, "value": [1, "x"]}]}, id="bad-number"
+        ),
+        pytest.param({"resultType": "vector", "result": {}}, id="result-object"),
+        pytest.param({"resultType": "weird", "result": []}, id="unknown-type"),
+        pytest.param([], id="data-array"),
+        pytest.param(None, id="data-null"),
+    ],
+)
+async def test_malformed_query_data_is_bad_response(fake: StartFake, data: object) -> None:
+    fp = await fake(prom_json(data))
+    async with client_for(fp) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert info.value.error_type == "bad_response"
+    assert info.value.status == 200
+    assert "/api/v1/query" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        pytest.param(1565786045.323, "1565786045.323", id="millis"),
+        pytest.param(1565786045.32, "1565786045.32", id="trailing-zero-dropped"),
+        pytest.param(1565786045.0, "1565786045", id="whole"),
+        pytest.param(1565786045.0004, "1565786045", id="sub-milli-rounded"),
+        pytest.param(0.001, "0.001", id="one-milli"),
+        pytest.param(-1.5, "-1.5", id="negative"),
+    ],
+)
+def test_format_time_matches_go_model_time(seconds: float, text: str) -> None:
+    assert format_time(seconds) == text
+
+
+# --- request encoding -------------------------------------------------------------
+
+GO_ENCODED_QUERY = (
+    "query=sum%28rate%28http_requests_total%7Bpod%3D~%22a%7Cb%22%2Cns%3D%22x+y%22%7D%5B5m%5D%29%29"
+    "&time=1565786045.323&timeout=2s"
+)
+
+
+async def test_get_puts_go_encoded_params_in_url(fake: StartFake) -> None:
+    fp = await fake()
+    async with client_for(fp, timeout=2.0) as client:
+        await client.query(
+            'sum(rate(http_requests_total{pod=~"a|b",ns="x y"}[5m]))', 1565786045.323
+        )
+    (seen,) = fp.seen
+    assert (seen.method, seen.path, seen.body) == ("GET", "/api/v1/query", b"")
+    assert seen.query_string == GO_ENCODED_QUERY
+
+
+async def test_post_sends_form_body(fake: StartFake) -> None:
+    fp = await fake()
+    async with client_for(fp, verb="POST", timeout=2.0) as client:
+        await client.query(
+            'sum(rate(http_requests_total{pod=~"a|b",ns="x y"}[5m]))', 1565786045.323
+        )
+    (seen,) = fp.seen
+    assert (seen.method, seen.path, seen.query_string) == ("POST", "/api/v1/query", "")
+    assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert seen.body.decode() == GO_ENCODED_QUERY
+
+
+@pytest.mark.parametrize("verb", ["GET", "POST"])
+async def test_series_repeats_match_and_returns_label_sets(fake: StartFake, verb: str) -> None:
+    series = [{"__name__": "up", "job": "a"}, {"__name__": "http_requests_total", "pod": "p"}]
+    fp = await fake(prom_json(series))
+    async with client_for(fp, verb=verb) as client:
+        got = await client.series(['{__name__=~"^container_.*"}', "up"], start=1700000000.25)
+    assert got == series
+    (seen,) = fp.seen
+    assert seen.path == "/api/v1/series"
+    sent = seen.query_string if verb == "GET" else seen.body.decode()
+    assert sent == (
+        "match%5B%5D=%7B__name__%3D~%22%5Econtainer_.%2A%22%7D&match%5B%5D=up&start=1700000000.25"
+    )
+
+
+async def test_labels_with_range(fake: StartFake) -> None:
+    fp = await fake(prom_json(["__name__", "job"]))
+    async with client_for(fp) as client:
+        assert await client.labels(["up"], start=10, end=20) == ["__name__", "job"]
+        assert await client.labels() == ["__name__", "job"]
+    assert [(s.path, s.query_string) for s in fp.seen] == [
+        ("/api/v1/labels", "end=20&match%5B%5D=up&start=10"),
+        ("/api/v1/labels", ""),
+    ]
+
+
+async def test_series_rejects_a_bare_string() -> None:
+    client = PrometheusClient(PrometheusConfig(url="http://127.0.0.1:1"))
+    with pytest.raises(TypeError):
+        await client.series("up")
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "path"),
+    [
+        pytest.param("", "/api/v1/query", id="no-path"),
+        pytest.param("/", "/api/v1/query", id="root"),
+        pytest.param("/prom", "/prom/api/v1/query", id="prefix"),
+        pytest.param("/prom/", "/prom/api/v1/query", id="prefix-slash"),
+        pytest.param(
+            "/select/0/prometheus?tenant=x#frag",
+            "/select/0/prometheus/api/v1/query",
+            id="query-dropped",
+        ),
+        pytest.param("//a/./b/../c/", "/a/c/api/v1/query", id="cleaned"),
+    ],
+)
+async def test_endpoint_joined_onto_base_path(fake: StartFake, suffix: str, path: str) -> None:
+    fp = await fake()
+    base = fp.url().rstrip("/") + suffix
+    async with PrometheusClient(PrometheusConfig(url=base)) as client:
+        await client.query("up")
+    (seen,) = fp.seen
+    assert seen.path == path
+    assert seen.query_string == "query=up&timeout=10s"
+
+
+@pytest.mark.parametrize(
+    ("base", "endpoint", "joined"),
+    [
+        ("", "/api/v1/query", "/api/v1/query"),
+        ("/prom", "/api/v1/query", "/prom/api/v1/query"),
+        ("//", "/api/v1/query", "/api/v1/query"),
+    ],
+)
+def test_join_url_path_is_go_path_join(base: str, endpoint: str, joined: str) -> None:
+    assert join_url_path(base, endpoint) == joined
+
+
+# --- headers and auth -------------------------------------------------------------
+
+
+def test_parse_header_flags_go_semantics() -> None:
+    flags = ["x-scope-orgid=tenant-a", "X-MULTI=1", "x-multi=2", "X-Empty", "k=a=b", "V= padded "]
+    assert parse_header_flags(flags) == (
+        ("X-Scope-Orgid", "tenant-a"),
+        ("X-Multi", "1"),
+        ("X-Multi", "2"),
+        ("X-Empty", ""),
+        ("K", "a=b"),
+        ("V", "padded"),
+    )
+    assert canonical_header_key("content-md5") == "Content-Md5"
+    assert canonical_header_key("bad key") == "bad key"  # Go leaves invalid keys alone
+
+
+@pytest.mark.parametrize(
+    ("flag", "needle"),
+    [
+        pytest.param("=secret", "empty header name", id="empty-key"),
+        pytest.param("", "empty header name", id="empty-flag"),
+        pytest.param("Bad Key=secret", "'Bad Key'", id="space-in-key"),
+        pytest.param("K=a\nb", "line break", id="newline-value"),
+    ],
+)
+def test_parse_header_flags_errors(flag: str, needle: str) -> None:
+    with pytest.raises(ValueError, match="--prometheus-header") as info:
+        parse_header_flags([flag])
+    assert needle in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+async def test_headers_reach_server(fake: StartFake) -> None:
+    fp = await fake()
+    headers = parse_header_flags(["x-scope-orgid=tenant-a", "X-Multi=1", "X-Multi=2", "X-Empty"])
+    async with client_for(fp, headers=headers) as client:
+        await client.query("up")
+    got = fp.seen[0].headers
+    assert got["X-Scope-Orgid"] == "tenant-a"
+    assert got.getall("X-Multi") == ["1", "2"]
+    assert got["X-Empty"] == ""
+    assert "Authorization" not in got
+    assert got["User-Agent"].startswith("prometheus-adapter-py/")
+
+
+async def test_bearer_token_file_and_rotation(fake: StartFake, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    fp = await fake()
+    async with client_for(fp, token_file=str(token_file)) as client:
+        await client.query("up")
+        # Kubernetes-style rotation: a new file swapped in atomically.
+        new = tmp_path / "token.new"
+        new.write_text("second-token")
+        os.replace(new, token_file)
+        await client.query("up")
+        # In-place rewrite with the same length, possibly within one mtime tick.
+        token_file.write_text("third--token")
+        await client.query("up")
+        # A vanished file keeps the last good token rather than failing requests.
+        token_file.unlink()
+        await client.query("up")
+    assert [s.headers["Authorization"] for s in fp.seen] == [
+        "Bearer first-token",
+        "Bearer second-token",
+        "Bearer third--token",
+        "Bearer third--token",
+    ]
+
+
+async def test_explicit_authorization_header_wins_over_token(
+    fake: StartFake, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token")
+    fp = await fake()
+    headers = parse_header_flags(["Authorization=Basic abc"])
+    async with client_for(fp, headers=headers, token_file=str(token_file)) as client:
+        await client.query("up")
+    assert fp.seen[0].headers.getall("Authorization") == ["Basic abc"]
+
+
+async def test_token_and_url_password_never_in_errors(fake: StartFake, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-token")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=500, text=f"denied {request.headers['Authorization']}")
+
+    fp = await fake(echo)
+    async with client_for(fp, token_file=str(token_file)) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert "s3cr3t-token" not in str(info.value)
+    assert "<redacted>" in str(info.value)
+
+    port = fp.server.port
+    creds = PrometheusConfig(url=f"http://alice:hunter2@127.0.0.1:{port}/prom")
+    async with PrometheusClient(creds) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert fp.seen[-1].headers["Authorization"] == "Basic YWxpY2U6aHVudGVyMg=="
+    assert "hunter2" not in str(info.value) and "alice" not in str(info.value)
+    assert f"http://127.0.0.1:{port}/prom/api/v1/query" in str(info.value)
+
+
+async def test_proxy_from_environment(fake: StartFake, monkeypatch: pytest.MonkeyPatch) -> None:
+    fp = await fake()
+    proxy = fp.url().replace("http://", "http://proxyuser:proxypw@")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with PrometheusClient(PrometheusConfig(url="http://prometheus.example:9090/prom")) as c:
+        await c.query("up")
+    (seen,) = fp.seen
+    assert (seen.path, seen.headers["Host"]) == ("/prom/api/v1/query", "prometheus.example:9090")
+    assert seen.headers["Proxy-Authorization"] == "Basic cHJveHl1c2VyOnByb3h5cHc="
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "proxied"),
+    [
+        pytest.param("http://prom.monitoring.svc:9090", "", True, id="proxied"),
+        pytest.param("http://prom.monitoring.svc:9090", ".svc,10.0.0.0/8", False, id="suffix"),
+        pytest.param("http://svc:9090", ".svc", True, id="dot-suffix-not-bare"),
+        pytest.param("http://monitoring.svc", "monitoring.svc:9090", False, id="host-port"),
+        pytest.param("http://10.1.2.3:9090", "10.0.0.0/8", False, id="cidr"),
+        pytest.param("http://prom:9090", "*", False, id="star"),
+        pytest.param("http://localhost:9090", "", False, id="localhost"),
+        pytest.param("http://[::1]:9090", "", False, id="loopback-v6"),
+        pytest.param("https://prom:9090", "", False, id="no-https-proxy-set"),
+    ],
+)
+def test_env_proxy_rules(
+    monkeypatch: pytest.MonkeyPatch, url: str, no_proxy: str, proxied: bool
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "proxy.corp:3128")
+    monkeypatch.setenv("no_proxy", no_proxy)
+    proxy, auth = env_proxy(URL(url))
+    assert (str(proxy) if proxy else None) == ("http://proxy.corp:3128" if proxied else None)
+    assert auth is None
+
+
+# --- error model ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message"),
+    [
+        (400, "bad_data", 'invalid parameter "query": 1:3: parse error: unexpected end of input'),
+        (422, "execution", "query processing would load too many samples into memory"),
+        (503, "unavailable", "too many concurrent queries"),
+        (200, "timeout", "query timed out in expression evaluation"),
+    ],
+)
+async def test_json_error_bodies(
+    fake: StartFake, status: int, error_type: str, message: str
+) -> None:
+    fp = await fake(prom_error(status, error_type, message))
+    async with client_for(fp) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    err = info.value
+    assert (err.error_type, err.message, err.status) == (error_type, message, status)
+    assert (err.endpoint, err.method) == ("/api/v1/query", "GET")
+    assert str(err).startswith(f"{error_type}: {message} (HTTP {status} from GET http://")
+
+
+def test_error_str_without_location() -> None:
+    err = PrometheusError("connection refused", error_type="connection")
+    assert str(err) == "connection: connection refused"
+    assert (err.status, err.endpoint) == (None, "")
+    located = PrometheusError("boom", error_type="execution", status=422, endpoint="/api/v1/query")
+    assert str(located) == "execution: boom (HTTP 422 from /api/v1/query)"
+
+
+async def test_html_body_is_bad_response(fake: StartFake) -> None:
+    page = "<html><head><title>Sign in</title></head><body>" + "x" * 200 + "</body></html>"
+    fp = await fake(web.Response(text=page, content_type="text/html"))
+    async with client_for(fp) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.series(["up"])
+    err = info.value
+    assert (err.error_type, err.status, err.endpoint) == ("bad_response", 200, "/api/v1/series")
+    assert "not JSON" in err.message and "text/html" in err.message
+    assert "<html><head><title>Sign in" in err.message
+    assert "x" * 150 not in err.message  # only the start of the body is quoted
+
+
+@pytest.mark.parametrize(
+    ("status", "verb", "hint"),
+    [
+        pytest.param(404, "GET", "path prefix", id="404"),
+        pytest.param(414, "GET", "--prometheus-verb=POST", id="414"),
+        pytest.param(502, "POST", "Bad Gateway", id="502"),
+    ],
+)
+async def test_unexpected_status_is_unknown_response_code(
+    fake: StartFake, status: int, verb: str, hint: str
+) -> None:
+    fp = await fake(web.Response(status=status, text="upstream says no"))
+    async with client_for(fp, verb=verb) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    err = info.value
+    assert (err.error_type, err.status) == ("bad_response", status)
+    assert err.message.startswith(f"unknown response code {status}")
+    assert hint in err.message and "upstream says no" in err.message
+    assert str(err).startswith(f"bad_response: unknown response code {status}")
+
+
+async def test_timeout_is_bounded(fake: StartFake) -> None:
+    release = asyncio.Event()
+
+    async def hang(_: web.Request) -> web.Response:
+        await release.wait()
+        return prom_json(EMPTY_VECTOR)
+
+    fp = await fake(hang)
+    try:
+        async with client_for(fp, timeout=0.2) as client:
+            started = time.monotonic()
+            with pytest.raises(PrometheusError) as info:
+                await client.query("up")
+            elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert info.value.error_type == "timeout" and info.value.status is None
+    assert 0.15 < elapsed < 1.0
+    assert "0.2s" in str(info.value)
+
+
+async def test_connection_refused() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with PrometheusClient(PrometheusConfig(url=f"http://127.0.0.1:{port}/prom")) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    err = info.value
+    assert (err.error_type, err.status) == ("connection", None)
+    assert f"http://127.0.0.1:{port}/prom/api/v1/query" in str(err)
+
+
+async def test_observer_sees_every_request(fake: StartFake) -> None:
+    calls: list[tuple[str, str, list[tuple[str, str]], int | None, float, str | None]] = []
+
+    def observer(
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None:
+        error_type = error.error_type if error else None
+        calls.append((endpoint, method, list(params), status, seconds, error_type))
+
+    answers = iter([prom_json(EMPTY_VECTOR), prom_error(422, "execution", "boom")])
+
+    async def respond(_: web.Request) -> web.Response:
+        return next(answers)
+
+    fp = await fake(respond)
+    async with PrometheusClient(PrometheusConfig(url=fp.url()), observer=observer) as client:
+        await client.query("up", 1.5)
+        with pytest.raises(PrometheusError):
+            await client.series(["up"])
+    (ok_endpoint, ok_method, ok_params, ok_status, ok_seconds, ok_error) = calls[0]
+    assert (ok_endpoint, ok_method, ok_status, ok_error) == ("/api/v1/query", "GET", 200, None)
+    assert ok_params == [("query", "up"), ("time", "1.5"), ("timeout", "10s")]
+    assert 0 < ok_seconds < 1
+    assert calls[1][0] == "/api/v1/series" and calls[1][3] == 422 and calls[1][5] == "execution"
+
+
+async def test_broken_observer_does_not_fail_requests(fake: StartFake) -> None:
+    def observer(
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None:
+        raise RuntimeError("metrics hook bug")
+
+    fp = await fake()
+    async with PrometheusClient(PrometheusConfig(url=fp.url()), observer=observer) as client:
+        assert (await client.query("up")).result_type == "vector"
+
+
+# --- TLS --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _issue(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, issuer_key = issuer or (name, key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    )
+    if ca:
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        builder = builder.add_extension(usage, critical=True)
+    elif server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    else:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A throwaway CA, a server cert for 127.0.0.1 and a client cert (EC keys: fast)."""
+    out = tmp_path_factory.mktemp("pki")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _issue("test-ca", ca_key, None, ca=True)
+    issuer = (ca_cert.subject, ca_key)
+    files: dict[str, Path] = {}
+    for label, key, cert in [
+        ("ca", ca_key, ca_cert),
+        (
+            "server",
+            (sk := ec.generate_private_key(ec.SECP256R1())),
+            _issue("s", sk, issuer, server=True),
+        ),
+        ("client", (ck := ec.generate_private_key(ec.SECP256R1())), _issue("c", ck, issuer)),
+    ]:
+        files[f"{label}.crt"] = out / f"{label}.crt"
+        files[f"{label}.crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{label}.key"] = out / f"{label}.key"
+        files[f"{label}.key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return Pki(
+        files["ca.crt"],
+        files["server.crt"],
+        files["server.key"],
+        files["client.crt"],
+        files["client.key"],
+    )
+
+
+def _server_tls(pki: Pki, *, require_client_cert: bool = False) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    if require_client_cert:
+        ctx.load_verify_locations(cafile=pki.ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+async def test_tls_with_ca_file(fake: StartFake, pki: Pki) -> None:
+    fp = await fake(ssl_context=_server_tls(pki))
+    assert fp.url().startswith("https://127.0.0.1:")
+    async with client_for(fp, ca_file=str(pki.ca)) as client:
+        assert (await client.query("up")).result_type == "vector"
+    async with client_for(fp) as client:  # system trust store: our CA is unknown
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert info.value.error_type == "connection"
+    assert "certificate" in str(info.value).lower()
+
+
+async def test_mutual_tls_only_with_ca_file(fake: StartFake, pki: Pki) -> None:
+    fp = await fake(ssl_context=_server_tls(pki, require_client_cert=True))
+    pair = {"client_cert_file": str(pki.client_cert), "client_key_file": str(pki.client_key)}
+    async with client_for(fp, ca_file=str(pki.ca), **pair) as client:
+        assert (await client.query("up")).result_type == "vector"
+    async with client_for(fp, ca_file=str(pki.ca)) as client:  # no client cert: rejected
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert info.value.error_type == "connection"
+
+
+# --- configuration and lifecycle --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        pytest.param(
+            PrometheusConfig(verb="get"), 'unsupported Prometheus HTTP verb "get"', id="verb"
+        ),
+        pytest.param(
+            PrometheusConfig(url="localhost:9090"), "invalid Prometheus URL", id="no-scheme"
+        ),
+        pytest.param(
+            PrometheusConfig(url="http://u:pw@/x"), "invalid Prometheus URL", id="no-host"
+        ),
+        pytest.param(PrometheusConfig(timeout=0), "timeout", id="timeout"),
+        pytest.param(
+            PrometheusConfig(token_file="/nonexistent/token"),
+            "failed to read prometheus-token-file",
+            id="token",
+        ),
+        pytest.param(
+            PrometheusConfig(ca_file="/nonexistent/ca.crt"),
+            "failed to read prometheus-ca-file",
+            id="ca-missing",
+        ),
+    ],
+)
+def test_config_errors(config: PrometheusConfig, needle: str) -> None:
+    with pytest.raises(PrometheusConfigError) as info:
+        PrometheusClient(config)
+    assert needle in str(info.value)
+    assert "pw" not in str(info.value)
+
+
+def test_ca_file_without_certs_and_bad_key_pair(tmp_path: Path, pki: Pki) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(PrometheusConfigError, match="no certs found in prometheus-ca-file"):
+        PrometheusClient(PrometheusConfig(ca_file=str(junk)))
+    mismatched = PrometheusConfig(
+        ca_file=str(pki.ca),
+        client_cert_file=str(pki.client_cert),
+        client_key_file=str(pki.server_key),
+    )
+    with pytest.raises(PrometheusConfigError, match="failed to read TLS key pair"):
+        PrometheusClient(mismatched)
+
+
+def test_constructed_without_a_running_loop() -> None:
+    client = PrometheusClient(PrometheusConfig(url="http://prometheus.monitoring.svc:9090"))
+    assert client is not None  # the aiohttp session is only created on first use
+
+
+async def test_closed_client_refuses_requests(fake: StartFake) -> None:
+    fp = await fake()
+    client = client_for(fp)
+    await client.query("up")
+    await client.close()
+    await client.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.query("up")

@@ -1,0 +1,201 @@
+"""The metric registry: series shapes through rules into metrics."""
+
+import asyncio
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from adapter.discovery.registry import CustomMetricInfo, SeriesShape, build_registry
+from adapter.discovery.relister import Relister
+from adapter.kube.rest_mapper import GroupResource
+from adapter.naming.rules import CompiledConfig, load_rules
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+PODS = GroupResource("", "pods")
+NAMESPACES = GroupResource("", "namespaces")
+
+
+def shape(name: str, *labels: str) -> SeriesShape:
+    return SeriesShape(name, frozenset(labels))
+
+
+def load(tmp_path: Path, text: str) -> CompiledConfig:
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent(text))
+    return load_rules(path)
+
+
+def test_helm_rules_register_pod_and_namespace_metrics() -> None:
+    compiled = load_rules(CONFIG_DIR / "helm-default-rules.yaml")
+    query = compiled.rules[0].series_query
+    registry = build_registry(
+        compiled.rules,
+        (),
+        {
+            query: [
+                shape("container_cpu_usage_seconds_total", "namespace", "pod", "container"),
+                shape("container_memory_working_set_bytes", "namespace", "pod", "container"),
+                shape("container_network_receive_bytes_total", "namespace", "pod"),
+            ]
+        },
+    )
+    assert set(registry.custom) == {
+        CustomMetricInfo(PODS, True, "cpu_usage"),
+        CustomMetricInfo(NAMESPACES, False, "cpu_usage"),
+        CustomMetricInfo(PODS, True, "memory_working_set_bytes"),
+        CustomMetricInfo(NAMESPACES, False, "memory_working_set_bytes"),
+        CustomMetricInfo(PODS, True, "network_receive_bytes"),
+        CustomMetricInfo(NAMESPACES, False, "network_receive_bytes"),
+    }
+    found = registry.lookup_custom(CustomMetricInfo(PODS, True, "cpu_usage"))
+    assert found is not None
+    assert found.series_name == "container_cpu_usage_seconds_total"
+    assert found.rule.path == "rules[0]"
+
+
+def test_template_associates_every_label_naming_a_resource(tmp_path: Path) -> None:
+    compiled = load(
+        tmp_path,
+        """
+        rules:
+        - seriesQuery: '{namespace!=""}'
+          resources: {template: "<<.Resource>>"}
+          metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+        """,
+    )
+    registry = build_registry(
+        compiled.rules,
+        (),
+        {'{namespace!=""}': [shape("up", "namespace", "job", "instance", "storageclass")]},
+    )
+    assert {(str(i.group_resource), i.namespaced) for i in registry.custom} == {
+        ("namespaces", False),
+        ("jobs.batch", True),
+        # Cluster-scoped: the Go adapter would register this as namespaced.
+        ("storageclasses.storage.k8s.io", False),
+    }
+
+
+def test_filters_and_collisions_last_rule_wins(tmp_path: Path) -> None:
+    compiled = load(
+        tmp_path,
+        """
+        rules:
+        - seriesQuery: a
+          resources: {overrides: {pod: {resource: pod}}}
+          name: {matches: "^(.*)_total$"}
+          metricsQuery: first
+        - seriesQuery: b
+          resources: {overrides: {pod: {resource: pod}}}
+          name: {matches: "^(.*)_count$"}
+          seriesFilters: [{isNot: "^skip"}]
+          metricsQuery: second
+        """,
+    )
+    registry = build_registry(
+        compiled.rules,
+        (),
+        {
+            "a": [shape("requests_total", "pod")],
+            "b": [
+                shape("requests_count", "pod"),
+                shape("skip_count", "pod"),
+                shape("x_total", "pod"),
+            ],
+        },
+    )
+    assert set(registry.custom) == {CustomMetricInfo(PODS, True, "requests")}
+    winner = registry.lookup_custom(CustomMetricInfo(PODS, True, "requests"))
+    assert winner is not None and winner.rule.path == "rules[1]"
+
+
+def test_external_metrics_and_case_insensitive_lookup(tmp_path: Path) -> None:
+    compiled = load(
+        tmp_path,
+        """
+        externalRules:
+        - seriesQuery: '{__name__=~"Queue.*"}'
+          metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>})
+          resources: {namespaced: false}
+        """,
+    )
+    registry = build_registry(
+        (), compiled.external_rules, {'{__name__=~"Queue.*"}': [shape("QueueDepth", "topic")]}
+    )
+    assert list(registry.external) == ["QueueDepth"]
+    assert registry.lookup_external("QueueDepth") is registry.lookup_external("queuedepth")
+    assert registry.lookup_external("other") is None
+
+
+def test_series_shape_drops_label_values() -> None:
+    a = SeriesShape.from_labels({"__name__": "m", "pod": "a", "namespace": "x"})
+    b = SeriesShape.from_labels({"__name__": "m", "pod": "b", "namespace": "y"})
+    assert a == b == shape("m", "pod", "namespace")
+
+
+class FakeSeriesLister:
+    """An in-memory series source whose answers a test changes between relists."""
+
+    def __init__(self, answers: dict[str, list[dict[str, str]] | Exception]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[list[str], float | None]] = []
+
+    async def series(
+        self, matches: Sequence[str], start: float | None = None, end: float | None = None
+    ) -> list[dict[str, str]]:
+        self.calls.append((list(matches), start))
+        answer = self.answers[matches[0]]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def test_relister_keeps_last_good_series_per_query(tmp_path: Path) -> None:
+    compiled = load(
+        tmp_path,
+        """
+        rules:
+        - {seriesQuery: a, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q}
+        - {seriesQuery: a, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q, name: {as: "copy"}}
+        - {seriesQuery: b, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q}
+        """,
+    )
+    lister = FakeSeriesLister(
+        {"a": [{"__name__": "m1", "pod": "p"}], "b": [{"__name__": "m2", "pod": "p"}]}
+    )
+    relister = Relister(lister, compiled.rules, (), interval=60, max_age=120, clock=lambda: 1000.0)
+    result = await relister.relist_once()
+    assert result.ok and relister.ready.is_set()
+    # One call per distinct query, over [now - max_age, now].
+    assert sorted(lister.calls) == [(["a"], 880.0), (["b"], 880.0)]
+    assert {i.metric for i in relister.registry.custom} == {"m1", "copy", "m2"}
+
+    lister.answers["a"] = RuntimeError("prometheus down")
+    lister.answers["b"] = [{"__name__": "m3", "pod": "p"}]
+    result = await relister.relist_once()
+    assert result.failures == {"a": "prometheus down"}
+    assert {i.metric for i in relister.registry.custom} == {"m1", "copy", "m3"}
+
+
+async def test_relister_not_ready_until_a_query_succeeds(tmp_path: Path) -> None:
+    compiled = load(
+        tmp_path,
+        "rules:\n- {seriesQuery: a, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q}\n",
+    )
+    lister = FakeSeriesLister({"a": RuntimeError("connection refused")})
+    relister = Relister(lister, compiled.rules, (), interval=0.05, max_age=1)
+    await relister.relist_once()
+    assert not relister.ready.is_set()
+    assert len(relister.registry) == 0
+    task = asyncio.create_task(relister.run())
+    try:
+        lister.answers["a"] = [{"__name__": "m", "pod": "p"}]
+        # The loop retries with a backoff capped at the interval and recovers by itself.
+        await asyncio.wait_for(relister.ready.wait(), timeout=5)
+        assert len(relister.registry) == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
