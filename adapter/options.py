@@ -132,6 +132,7 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("disable-http2", "bool", False, "Disable HTTP/2 support (this adapter serves HTTP/1.1 only, so HTTP/2 is always off)", _SERVE, C),
     _flag("no-cluster", "bool", False, "Run without a Kubernetes cluster, for local use and demos: the objects of `*` requests are those Prometheus has series for, resources come from a built-in table, and there is NO authentication or authorization, so the server binds to 127.0.0.1 unless --bind-address is given. Not in the Go adapter.", "Adapter"),
     _flag("prometheus-timeout", "duration", 10.0, "Timeout of one request to Prometheus; also sent as the query's timeout parameter. Not in the Go adapter (which has no timeout).", _PROM),
+    _flag("shutdown-delay-duration", "duration", 0.0, "Time to delay the termination: after SIGTERM, /readyz fails at once while requests are still served normally for this long, so that load balancers and the aggregator stop sending first. Not in the Go adapter (kube-apiserver's flag).", _SERVE),
     _flag("self-signed-cert-sans", "stringSlice", [], "Extra DNS names or IPs for the self-signed serving certificate generated in --cert-dir (besides localhost and 127.0.0.1), e.g. adapter.monitoring.svc. Not in the Go adapter.", _SERVE),
     # custom-metrics-apiserver AdapterBase.
     _flag("lister-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to list any described objects", _KUBE, L),

@@ -118,8 +118,14 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
             tls.certificate_info().get("subject", ""),
         )
         await stop.wait()
-        log.info("shutting down: failing readiness, finishing in-flight requests")
         state.shutting_down = True
+        if args.shutdown_delay_duration > 0:
+            log.info(
+                "shutting down: readiness fails now, serving for %gs more",
+                args.shutdown_delay_duration,
+            )
+            await asyncio.sleep(args.shutdown_delay_duration)
+        log.info("shutting down: closing the listener, finishing in-flight requests")
     finally:
         for task in tasks:
             task.cancel()

@@ -2,6 +2,7 @@
 restarted, an HTML-answering proxy, a path prefix, POST, extra headers and a bearer token."""
 
 import asyncio
+import signal
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -154,3 +155,23 @@ async def test_post_headers_and_rotating_token(
             assert status == 200
             assert proxy.requests[-1].headers["Authorization"] == "Bearer second-token"
             assert "first-token" not in adapter.log() and "second-token" not in adapter.log()
+
+
+async def test_graceful_shutdown(prometheus: PrometheusProcess) -> None:
+    adapter = AdapterProcess(DEMO_CONFIG, prometheus.url, ["--shutdown-delay-duration=2s"])
+    try:
+        await adapter.start()
+        assert adapter.process is not None
+        process = adapter.process
+        process.send_signal(signal.SIGTERM)
+        # Readiness fails at once; the server keeps serving during the delay.
+        deadline = time.monotonic() + 1.5
+        while (await fetch(adapter, "/readyz"))[0] != 500 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert (await fetch(adapter, "/readyz"))[0] == 500
+        assert (await fetch(adapter, "/livez"))[0] == 200
+        assert (await fetch(adapter, POD_METRIC))[0] == 200
+        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+        assert "closing the listener" in adapter.log()
+    finally:
+        await adapter.close()

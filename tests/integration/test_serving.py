@@ -32,6 +32,7 @@ async def test_discovery_lists_the_metrics(stack: Stack, version: str) -> None:
         ("namespaces/http_requests_per_second", False),
         ("pods/memory_usage_bytes", True),
         ("namespaces/memory_usage_bytes", False),
+        ("nodes/memory_available_bytes", False),
     }
     external = await stack.get_json(EXTERNAL)
     assert sorted(r["name"] for r in external["resources"]) == ["queue_consumer_lag", "queue_depth"]
@@ -100,6 +101,22 @@ async def test_object_and_namespace_metrics(stack: Stack) -> None:
     assert values(memory) == {"web-1": "157286400"}
 
 
+async def test_cluster_scoped_node_metrics(stack: Stack) -> None:
+    node = await stack.get_json(f"{CUSTOM}/v1beta1/nodes/node-a/memory_available_bytes")
+    assert node["items"][0]["describedObject"] == {
+        "kind": "Node",
+        "name": "node-a",
+        "apiVersion": "/v1",
+    }
+    assert values(node) == {"node-a": "5368709120"}
+    nodes = await stack.get_json(f"{CUSTOM}/v1beta2/nodes/*/memory_available_bytes")
+    assert values(nodes) == {"node-a": "5368709120", "node-b": "3221225472"}
+    code, _, err = await stack.get_raw(
+        f"{CUSTOM}/v1beta2/namespaces/demo/nodes/node-a/memory_available_bytes"
+    )
+    assert code == 1 and "NotFound" in err
+
+
 async def test_metric_label_selector_is_applied_and_echoed(stack: Stack) -> None:
     body = await stack.get_json(
         f"{CUSTOM}/v1beta1/namespaces/demo/pods/web-2/http_requests_per_second?metricLabelSelector=service%3Dweb"
@@ -164,6 +181,8 @@ async def test_promql_is_what_the_go_adapter_sends(stack: Stack) -> None:
          'sum(irate(http_requests_total{namespace="demo"}[1m])) by (namespace)'),
         (f"{CUSTOM}/v1beta2/namespaces/demo/services/web/http_requests_per_second",
          'sum(irate(http_requests_total{namespace="demo",service="web"}[1m])) by (service)'),
+        (f"{CUSTOM}/v1beta1/nodes/node-b/memory_available_bytes",
+         'sum(node_memory_MemAvailable_bytes{node="node-b"}) by (node)'),
         (f"{EXTERNAL}/namespaces/default/queue_depth?labelSelector=name%20in%20(payments,orders)",
          'sum(queue_depth{name=~"orders|payments"}) by (name)'),
     ]  # fmt: skip
