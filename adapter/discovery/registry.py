@@ -8,7 +8,7 @@ last series) wins. A relist builds a new snapshot and swaps it in whole.
 """
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from adapter.kube.rest_mapper import GroupResource
@@ -82,17 +82,23 @@ class MetricRegistry:
         return len(self.custom) + len(self.external)
 
 
-def _custom_metrics(
-    rule: MetricRule, shapes: Iterable[SeriesShape], out: dict[CustomMetricInfo, SeriesInfo]
-) -> None:
+def _named_series(
+    rule: MetricRule, shapes: Iterable[SeriesShape]
+) -> Iterator[tuple[SeriesShape, str]]:
+    """The series a rule keeps, with the metric name it gives each."""
     for shape in shapes:
         if not rule.keeps(shape.name):
             continue
         try:
-            metric = rule.namer.metric_name_for_series(shape.name)
+            yield shape, rule.namer.metric_name_for_series(shape.name)
         except NamingError as exc:
             log.warning("%s: unable to name series, skipping: %s", rule.path, exc)
-            continue
+
+
+def _custom_metrics(
+    rule: MetricRule, shapes: Iterable[SeriesShape], out: dict[CustomMetricInfo, SeriesInfo]
+) -> None:
+    for shape, metric in _named_series(rule, shapes):
         # Sorted so that the result does not depend on set iteration order.
         for resource in rule.converter.resources_for_series(sorted(shape.labels)):
             info = CustomMetricInfo(resource, rule.converter.is_namespaced(resource), metric)
@@ -102,14 +108,7 @@ def _custom_metrics(
 def _external_metrics(
     rule: MetricRule, shapes: Iterable[SeriesShape], out: dict[str, SeriesInfo]
 ) -> None:
-    for shape in shapes:
-        if not rule.keeps(shape.name):
-            continue
-        try:
-            metric = rule.namer.metric_name_for_series(shape.name)
-        except NamingError as exc:
-            log.warning("%s: unable to name series, skipping: %s", rule.path, exc)
-            continue
+    for shape, metric in _named_series(rule, shapes):
         out[metric] = SeriesInfo(shape.name, rule)
 
 
