@@ -81,6 +81,10 @@ class NoResourceMatchError(LookupError):
 
 
 class RESTMapper(Protocol):
+    # Changes whenever the set of known resources may have changed, so that callers can
+    # drop what they cached about lookups that missed.
+    generation: int
+
     def resource_for(self, partial: GroupResource) -> ResourceInfo:
         """Resolve a partial group-resource (singular or plural, any case; empty group = any
         group, in priority order) to the resource. Raises NoResourceMatchError."""
@@ -94,6 +98,8 @@ class RESTMapper(Protocol):
 class StaticRESTMapper:
     """A RESTMapper over a fixed list of resources, earlier entries winning ambiguities
     (as client-go's PriorityRESTMapper prefers the core group, then `apps`, ...)."""
+
+    generation = 0
 
     def __init__(self, resources: Iterable[ResourceInfo]) -> None:
         self._resources = tuple(resources)

@@ -73,18 +73,26 @@ class ResourceConverter:
         self.template = template
         self.label_regex = label_regex
         self.overrides = dict(overrides)
-        self._label_to_resource: dict[str, GroupResource | None] = dict(overrides)
+        self._label_to_resource: dict[str, GroupResource] = dict(overrides)
+        # Labels that named no resource, with the mapper generation that said so.
+        self._misses: dict[str, int] = {}
         self._resource_to_label: dict[GroupResource, str] = {
             resource: label for label, resource in overrides.items()
         }
 
     def resource_for_label(self, label: str) -> GroupResource | None:
-        """The resource a label names, or None. Results, misses included, are cached: a
-        relist asks this for every label of every series."""
-        if label in self._label_to_resource:
-            return self._label_to_resource[label]
+        """The resource a label names, or None. A relist asks this for every label of every
+        series, so results are cached; misses only until the REST mapper learns more."""
+        found = self._label_to_resource.get(label)
+        if found is not None:
+            return found
+        if self._misses.get(label) == self.mapper.generation:
+            return None
         resource = self._resolve_label(label)
-        self._label_to_resource[label] = resource
+        if resource is None:
+            self._misses[label] = self.mapper.generation
+        else:
+            self._label_to_resource[label] = resource
         return resource
 
     def _resolve_label(self, label: str) -> GroupResource | None:
