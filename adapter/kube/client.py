@@ -1,0 +1,607 @@
+"""A thin Kubernetes API client on aiohttp: GET, POST and watch on raw JSON.
+
+Kept deliberately small (see the dependency notes): no typed models, one pooled session,
+orjson for bodies. Authentication: bearer token (static, file re-read on change, or exec
+plugin), client certificate, CA data or insecure; requests pass a client-go style token
+bucket first.
+"""
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import logging
+import os
+import ssl
+import sys
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from multidict import CIMultiDict
+from yarl import URL
+
+from adapter.kube.api import KubeAPIError
+from adapter.kube.config import KubeConfig, KubeConfigError
+from adapter.prometheus.transport import env_proxy
+
+__all__ = ["PARTIAL_METADATA_LIST_ACCEPT", "KubeClient", "TokenBucket"]
+
+_log = logging.getLogger(__name__)
+
+PARTIAL_METADATA_LIST_ACCEPT = (
+    "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+)
+_JSON = "application/json"
+_WATCH_IDLE_SECONDS = 300.0
+_EXEC_TIMEOUT_SECONDS = 60.0
+# Refresh exec credentials a little early so a request never carries a token that expires
+# while in flight.
+_EXEC_EXPIRY_MARGIN = 10.0
+_RACY_SECONDS = 1.0
+_MAX_WATCH_LINE = 64 << 20
+
+
+class TokenBucket:
+    """golang.org/x/time/rate as client-go uses it: `burst` tokens, refilled at `qps`/s.
+
+    Each acquire takes a token, waiting for the refill when the bucket is empty; waiters
+    reserve their slot up front, so they are served in order.
+    """
+
+    __slots__ = ("_burst", "_last", "_qps", "_tokens")
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self._qps = qps
+        self._burst = float(max(1, burst))
+        self._tokens = self._burst
+        self._last = time.monotonic()
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._qps)
+        self._last = now
+        self._tokens -= 1.0
+        if self._tokens < 0:
+            try:
+                await asyncio.sleep(-self._tokens / self._qps)
+            except asyncio.CancelledError:
+                self._tokens += 1.0  # give the reservation back
+                raise
+
+
+class _TokenFile:
+    """A bearer token file re-read when its stat() changes (bound tokens rotate)."""
+
+    __slots__ = ("_key", "_path", "_racy", "_token", "_unreadable")
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._key: tuple[int, int, int, int] | None = None
+        self._racy = False
+        self._unreadable = False
+        try:
+            self._token = self._read(os.stat(path))
+        except (OSError, ValueError) as err:
+            raise KubeConfigError(f"failed to read the token file: {err}") from None
+
+    def current(self) -> str:
+        try:
+            st = os.stat(self._path)
+            if self._racy or self._key != _stat_key(st):
+                self._token = self._read(st)
+            self._unreadable = False
+        except (OSError, ValueError) as err:
+            if not self._unreadable:  # once per outage; the last good token stays in use
+                _log.warning("keeping the previous Kubernetes bearer token: %s", err)
+                self._unreadable = True
+        return self._token
+
+    def _read(self, st: os.stat_result) -> str:
+        token = Path(self._path).read_bytes().decode("utf-8", errors="replace").strip()
+        if any(c in token for c in "\r\n\0"):
+            raise ValueError(f"{self._path}: the token contains a line break or NUL")
+        self._key = _stat_key(st)
+        # A rewrite within one timestamp tick keeps the stat(); re-read until it settles.
+        self._racy = time.time() - st.st_mtime < _RACY_SECONDS
+        return token
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _ExecCredential:
+    token: str | None
+    cert: bytes | None
+    key: bytes | None
+    expires: float | None  # time.time() seconds
+
+
+def _build_ssl_context(config: KubeConfig, cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
+    if config.insecure_skip_tls_verify:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif config.ca_data:
+        try:
+            # Non-ASCII bytes can only sit in comments between PEM blocks; cadata must be ASCII.
+            ctx = ssl.create_default_context(cadata=config.ca_data.decode("ascii", errors="ignore"))
+        except (ssl.SSLError, ValueError) as err:
+            raise KubeConfigError(f"no certificates found in the CA data: {err}") from None
+    else:
+        ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert is not None and key is not None:
+        _load_cert_chain(ctx, cert, key)
+    return ctx
+
+
+def _no_password() -> bytes:
+    raise KubeConfigError("the client key is encrypted; a passphrase is not supported")
+
+
+def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
+    """ssl has no in-memory API: write private (0600) temp files, load, delete at once."""
+    paths: list[str] = []
+    try:
+        for data in (cert, key):
+            fd, name = tempfile.mkstemp(prefix="kube-client-", suffix=".pem")
+            paths.append(name)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        ctx.load_cert_chain(paths[0], paths[1], password=_no_password)
+    except (OSError, ssl.SSLError) as err:
+        raise KubeConfigError(f"failed to load the client certificate and key: {err}") from None
+    finally:
+        for name in paths:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+
+def _parse_rfc3339(value: str) -> float:
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class KubeClient:
+    """`KubeAPI` over one pooled aiohttp session, created lazily in the running loop."""
+
+    def __init__(
+        self,
+        config: KubeConfig,
+        *,
+        qps: float = 5.0,
+        burst: int = 10,
+        timeout: float = 10.0,
+        user_agent: str = "prometheus-adapter-py",
+    ) -> None:
+        self._config = config
+        self._base = URL(config.server.rstrip("/"))
+        if not self._base.absolute or self._base.scheme not in ("http", "https"):
+            raise KubeConfigError(f"invalid server URL {config.server!r}")
+        self._base_path = self._base.path.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connect_timeout = timeout
+        self._user_agent = user_agent
+        self._limiter = TokenBucket(qps, burst) if qps > 0 else None
+        self._token_file = _TokenFile(config.token_file) if config.token_file else None
+        self._ssl = _build_ssl_context(config, config.client_cert_data, config.client_key_data)
+        self._proxy, proxy_auth = env_proxy(self._base)
+        self._proxy_headers = {"Proxy-Authorization": proxy_auth} if proxy_auth else None
+        self._exec_cred: _ExecCredential | None = None
+        self._exec_ssl: ssl.SSLContext | None = None  # with the exec plugin's certificate
+        self._exec_lock: asyncio.Lock | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    # --- KubeAPI ------------------------------------------------------------------
+
+    async def get(
+        self, path: str, params: Mapping[str, str] | None = None, *, accept: str | None = None
+    ) -> dict[str, Any]:
+        """GET `path`; the decoded JSON object."""
+        return await self._request("GET", path, params, None, accept)
+
+    async def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a JSON body; the decoded JSON answer."""
+        return await self._request("POST", path, None, orjson.dumps(body), None)
+
+    async def watch(
+        self, path: str, params: Mapping[str, str] | None = None, *, accept: str | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Stream watch events (one JSON object per line) until the server ends the stream.
+
+        No total timeout: a connect timeout and an idle read timeout (5 min, or longer than
+        the `timeoutSeconds` asked of the server). A stream cut short ends the iteration, as
+        client-go's StreamWatcher does; the caller re-lists or re-watches either way.
+        """
+        query = {"watch": "1", **(params or {})}
+        idle = _WATCH_IDLE_SECONDS
+        with contextlib.suppress(ValueError):
+            idle = max(idle, float(query.get("timeoutSeconds", "0")) + 30.0)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=idle)
+        resp = await self._send("GET", path, query, None, accept, timeout)
+        try:
+            if not 200 <= resp.status < 300:
+                body = await resp.read()
+                raise self._status_error(resp.status, resp.reason or "", body, path)
+            buffer = b""
+            try:
+                async for chunk in resp.content.iter_any():
+                    buffer += chunk
+                    while (nl := buffer.find(b"\n")) >= 0:
+                        line, buffer = buffer[:nl], buffer[nl + 1 :]
+                        if line.strip():
+                            yield self._decode_event(line, path)
+                    if len(buffer) > _MAX_WATCH_LINE:
+                        raise ValueError("a watch event exceeds 64 MiB")
+            except _BadEvent as err:
+                yield err.event
+                return
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as err:
+                _log.info("watch %s ended: %s", path, self._redact(f"{type(err).__name__}: {err}"))
+                return
+            if buffer.strip():
+                try:
+                    yield self._decode_event(buffer, path)
+                except _BadEvent as err:
+                    yield err.event
+        finally:
+            # Closing (not releasing) drops the connection: a half-read stream is not reusable.
+            resp.close()
+
+    # --- helpers used by the rest of the adapter --------------------------------
+
+    async def get_configmap(self, namespace: str, name: str) -> dict[str, Any]:
+        """The ConfigMap `namespace/name` (KubeAPIError 404 when absent)."""
+        return await self.get(
+            f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps/{quote(name, safe='')}"
+        )
+
+    async def create_token_review(
+        self, token: str, audiences: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """POST a TokenReview; its `status` (authenticated, user, audiences, error)."""
+        spec: dict[str, Any] = {"token": token}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
+        result = await self._request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            None,
+            orjson.dumps(body),
+            None,
+            secrets=(token,),
+        )
+        status = result.get("status")
+        return status if isinstance(status, dict) else {}
+
+    async def create_subject_access_review(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a SubjectAccessReview; its `status` (allowed, denied, reason)."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": dict(spec),
+        }
+        result = await self.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", body)
+        status = result.get("status")
+        return status if isinstance(status, dict) else {}
+
+    async def list_metadata(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """A list as PartialObjectMetadataList (metadata only: far smaller for pods)."""
+        return await self.get(path, params, accept=PARTIAL_METADATA_LIST_ACCEPT)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the connection pool; the client cannot be used afterwards."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- internals ----------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("KubeClient is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    def _url(self, path: str) -> URL:
+        if not path.startswith("/"):
+            path = "/" + path
+        return self._base.with_path(self._base_path + path)
+
+    def _redact(self, text: str, secrets: Sequence[str] = ()) -> str:
+        candidates = [*secrets, self._config.token or ""]
+        if self._token_file is not None:
+            candidates.append(self._token_file.current())
+        if self._exec_cred is not None and self._exec_cred.token:
+            candidates.append(self._exec_cred.token)
+        for secret in candidates:
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        return text
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        accept: str | None,
+        *,
+        secrets: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        resp = await self._send(method, path, params, body, accept, self._timeout, secrets)
+        try:
+            try:
+                content = await resp.read()
+            except TimeoutError:
+                raise KubeAPIError(
+                    0, "Timeout", f"no response within {self._timeout.total:g}s", path=path
+                ) from None
+            except (aiohttp.ClientError, OSError) as err:
+                msg = self._redact(f"{type(err).__name__}: {err}", secrets)
+                raise KubeAPIError(0, "ConnectionError", msg, path=path) from None
+        finally:
+            resp.release()
+        _log.debug("%s %s %s (%.3fs)", method, path, resp.status, time.perf_counter() - started)
+        if not 200 <= resp.status < 300:
+            raise self._status_error(resp.status, resp.reason or "", content, path, secrets)
+        if not content.strip():
+            return {}
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError as err:
+            raise KubeAPIError(
+                resp.status, "InvalidResponse", f"the body is not JSON: {err}", path=path
+            ) from None
+        if not isinstance(data, dict):
+            raise KubeAPIError(
+                resp.status, "InvalidResponse", "the body is not a JSON object", path=path
+            )
+        return data
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: bytes | None,
+        accept: str | None,
+        timeout: aiohttp.ClientTimeout,
+        secrets: Sequence[str] = (),
+    ) -> aiohttp.ClientResponse:
+        """Send one request (after the rate limiter); retried once with fresh exec
+        credentials on 401. The caller reads and closes the response."""
+        session = self._get_session()
+        url = self._url(path)
+        for attempt in (1, 2):
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            headers, ssl_ctx = await self._auth(force_refresh=attempt == 2)
+            headers["Accept"] = accept or _JSON
+            if body is not None:
+                headers["Content-Type"] = _JSON
+            try:
+                resp = await session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    ssl=ssl_ctx if url.scheme == "https" else True,
+                    server_hostname=self._config.tls_server_name,
+                    timeout=timeout,
+                    allow_redirects=False,  # never replay the bearer token elsewhere
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
+                )
+            except TimeoutError:
+                # Before ClientError: aiohttp's timeout errors subclass both.
+                limit = timeout.total if timeout.total is not None else timeout.connect
+                raise KubeAPIError(
+                    0, "Timeout", f"no response within {limit or 0:g}s", path=path
+                ) from None
+            except (aiohttp.ClientError, OSError) as err:
+                msg = self._redact(f"{type(err).__name__}: {err}", secrets)
+                raise KubeAPIError(0, "ConnectionError", msg, path=path) from None
+            if resp.status == 401 and attempt == 1 and self._config.exec_command is not None:
+                _log.info("401 from the API server: refreshing the exec plugin credentials")
+                resp.close()
+                continue
+            return resp
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _auth(self, *, force_refresh: bool) -> tuple[CIMultiDict[str], ssl.SSLContext]:
+        headers: CIMultiDict[str] = CIMultiDict({"User-Agent": self._user_agent})
+        token = self._config.token or ""
+        if self._token_file is not None:
+            token = self._token_file.current() or token
+        ctx = self._ssl
+        if self._config.exec_command is not None:
+            cred = await self._exec_credential(force_refresh)
+            if cred.token:
+                token = cred.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if self._exec_ssl is not None:
+            ctx = self._exec_ssl
+        return headers, ctx
+
+    async def _exec_credential(self, force_refresh: bool) -> _ExecCredential:
+        if self._exec_lock is None:
+            self._exec_lock = asyncio.Lock()
+        stale = self._exec_cred
+        async with self._exec_lock:
+            cred = self._exec_cred
+            # A concurrent caller may have refreshed while we waited for the lock.
+            fresh = cred is not None and (cred is not stale or not force_refresh)
+            if fresh and cred is not None and not _expired(cred):
+                return cred
+            cred = await self._run_exec_plugin()
+            if cred.cert is not None and cred.key is not None:
+                # A new context: the connector keys its pool by SSL context, so connections
+                # made with the old certificate are not reused.
+                try:
+                    self._exec_ssl = _build_ssl_context(self._config, cred.cert, cred.key)
+                except KubeConfigError as err:
+                    raise KubeAPIError(0, "ExecPluginError", str(err)) from None
+            self._exec_cred = cred
+            return cred
+
+    async def _run_exec_plugin(self) -> _ExecCredential:
+        exec_cfg = self._config.exec_command
+        assert exec_cfg is not None
+        spec: dict[str, Any] = {"interactive": False}
+        if exec_cfg.provide_cluster_info:
+            cluster: dict[str, Any] = {"server": self._config.server}
+            if self._config.ca_data:
+                cluster["certificate-authority-data"] = base64.b64encode(
+                    self._config.ca_data
+                ).decode()
+            if self._config.insecure_skip_tls_verify:
+                cluster["insecure-skip-tls-verify"] = True
+            if self._config.tls_server_name:
+                cluster["tls-server-name"] = self._config.tls_server_name
+            spec["cluster"] = cluster
+        info = {"apiVersion": exec_cfg.api_version, "kind": "ExecCredential", "spec": spec}
+        env = {**os.environ, **dict(exec_cfg.env)}
+        env["KUBERNETES_EXEC_INFO"] = orjson.dumps(info).decode()
+        what = f"exec plugin {exec_cfg.command!r}"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                exec_cfg.command,
+                *exec_cfg.args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except OSError as err:
+            raise KubeAPIError(0, "ExecPluginError", f"{what}: {err}") from None
+        try:
+            out, err_out = await asyncio.wait_for(proc.communicate(), _EXEC_TIMEOUT_SECONDS)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise KubeAPIError(
+                0, "ExecPluginError", f"{what} did not finish in {_EXEC_TIMEOUT_SECONDS:g}s"
+            ) from None
+        if err_out:
+            sys.stderr.write(err_out.decode("utf-8", errors="replace"))  # as client-go does
+        if proc.returncode != 0:
+            raise KubeAPIError(0, "ExecPluginError", f"{what} exited with {proc.returncode}")
+        return _parse_exec_output(out, exec_cfg.api_version, what)
+
+    def _status_error(
+        self, status: int, http_reason: str, body: bytes, path: str, secrets: Sequence[str] = ()
+    ) -> KubeAPIError:
+        reason, message = http_reason, ""
+        try:
+            doc = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict) and doc.get("kind") == "Status":
+            reason = str(doc.get("reason") or http_reason)
+            message = str(doc.get("message") or "")
+        else:
+            message = body[:200].decode("utf-8", errors="replace")
+        return KubeAPIError(status, reason, self._redact(message, secrets), path=path)
+
+    def _decode_event(self, line: bytes, path: str) -> dict[str, Any]:
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError as err:
+            event = None
+            problem = f"unable to decode an event from the watch stream: {err}"
+        else:
+            problem = "unable to decode an event from the watch stream: not an object"
+        if isinstance(event, dict):
+            return event
+        # client-go's StreamWatcher reports an undecodable event as an ERROR and stops.
+        raise _BadEvent(
+            {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "status": "Failure",
+                    "code": 500,
+                    "reason": "InternalError",
+                    "message": problem,
+                },
+            }
+        )
+
+
+class _BadEvent(Exception):
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__("undecodable watch event")
+        self.event = event
+
+
+def _expired(cred: _ExecCredential) -> bool:
+    return cred.expires is not None and time.time() >= cred.expires - _EXEC_EXPIRY_MARGIN
+
+
+def _parse_exec_output(out: bytes, api_version: str, what: str) -> _ExecCredential:
+    def bad(problem: str) -> KubeAPIError:
+        return KubeAPIError(0, "ExecPluginError", f"{what}: {problem}")
+
+    try:
+        doc = orjson.loads(out)
+    except orjson.JSONDecodeError:
+        raise bad("the output is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "ExecCredential":
+        raise bad("the output is not an ExecCredential")
+    if doc.get("apiVersion") != api_version:
+        raise bad(f"apiVersion {doc.get('apiVersion')!r} does not match {api_version!r}")
+    status = doc.get("status")
+    if not isinstance(status, dict):
+        raise bad("the ExecCredential has no status")
+    token = status.get("token") or None
+    cert_s, key_s = status.get("clientCertificateData"), status.get("clientKeyData")
+    if bool(cert_s) != bool(key_s):
+        raise bad("clientCertificateData and clientKeyData must be given together")
+    if not token and not cert_s:
+        raise bad("the ExecCredential holds neither a token nor a client certificate")
+    expires: float | None = None
+    if status.get("expirationTimestamp"):
+        try:
+            expires = _parse_rfc3339(str(status["expirationTimestamp"]))
+        except ValueError:
+            raise bad("expirationTimestamp is not an RFC 3339 time") from None
+    return _ExecCredential(
+        token=str(token) if token else None,
+        cert=str(cert_s).encode() if cert_s else None,
+        key=str(key_s).encode() if key_s else None,
+        expires=expires,
+    )
