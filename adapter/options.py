@@ -135,10 +135,10 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("shutdown-delay-duration", "duration", 0.0, "Time to delay the termination: after SIGTERM, /readyz fails at once while requests are still served normally for this long, so that load balancers and the aggregator stop sending first. Not in the Go adapter (kube-apiserver's flag).", _SERVE),
     _flag("self-signed-cert-sans", "stringSlice", [], "Extra DNS names or IPs for the self-signed serving certificate generated in --cert-dir (besides localhost and 127.0.0.1), e.g. adapter.monitoring.svc. Not in the Go adapter.", _SERVE),
     # custom-metrics-apiserver AdapterBase.
-    _flag("lister-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to list any described objects", _KUBE, L),
-    _flag("discovery-interval", "duration", 0.0, "interval at which to refresh API discovery information", _KUBE, L),
-    _flag("client-qps", "float", 5.0, "maximum QPS for the client to kube-apiserver", _KUBE, L),
-    _flag("client-burst", "int", 10, "maximum burst for the client to kube-apiserver", _KUBE, L),
+    _flag("lister-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to list any described objects", _KUBE),
+    _flag("discovery-interval", "duration", 0.0, "interval at which to refresh API discovery information", _KUBE),
+    _flag("client-qps", "float", 5.0, "maximum QPS for the client to kube-apiserver", _KUBE),
+    _flag("client-burst", "int", 10, "maximum burst for the client to kube-apiserver", _KUBE),
     # k8s.io/apiserver SecureServingOptions.
     _flag("bind-address", "string", "0.0.0.0", "The IP address on which to listen for the --secure-port port.", _SERVE),
     _flag("secure-port", "int", 443, "The port on which to serve HTTPS with authentication and authorization. If 0, don't serve HTTPS at all.", _SERVE),
@@ -152,21 +152,22 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("permit-port-sharing", "bool", False, "If true, SO_REUSEPORT will be used when binding the port.", _SERVE),
     _flag("permit-address-sharing", "bool", False, "If true, SO_REUSEADDR will be used when binding the port.", _SERVE),
     # DelegatingAuthenticationOptions.
-    _flag("authentication-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create tokenreviews.authentication.k8s.io.", _AUTHN, L),
-    _flag("authentication-token-webhook-cache-ttl", "duration", 10.0, "The duration to cache responses from the webhook token authenticator.", _AUTHN, L),
-    _flag("client-ca-file", "string", "", "If set, any request presenting a client certificate signed by one of the authorities in the client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate.", _AUTHN, L),
-    _flag("requestheader-client-ca-file", "string", "", "Root certificate bundle to use to verify client certificates on incoming requests before trusting usernames in headers specified by --requestheader-username-headers.", _AUTHN, L),
-    _flag("requestheader-username-headers", "stringSlice", ["x-remote-user"], "List of request headers to inspect for usernames.", _AUTHN, L),
-    _flag("requestheader-group-headers", "stringSlice", ["x-remote-group"], "List of request headers to inspect for groups.", _AUTHN, L),
-    _flag("requestheader-extra-headers-prefix", "stringSlice", ["x-remote-extra-"], "List of request header prefixes to inspect.", _AUTHN, L),
-    _flag("requestheader-allowed-names", "stringSlice", [], "List of client certificate common names to allow to provide usernames in headers specified by --requestheader-username-headers. If empty, any client certificate validated by the authorities in --requestheader-client-ca-file is allowed.", _AUTHN, L),
-    _flag("authentication-skip-lookup", "bool", False, "If false, the authentication-kubeconfig will be used to lookup missing authentication configuration from the cluster.", _AUTHN, L),
-    _flag("authentication-tolerate-lookup-failure", "bool", False, "If true, failures to look up missing authentication configuration from the cluster are not considered fatal.", _AUTHN, L),
+    _flag("authentication-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create tokenreviews.authentication.k8s.io.", _AUTHN),
+    _flag("authentication-token-webhook-cache-ttl", "duration", 10.0, "The duration to cache responses from the webhook token authenticator.", _AUTHN),
+    _flag("client-ca-file", "string", "", "If set, any request presenting a client certificate signed by one of the authorities in the client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate.", _AUTHN),
+    _flag("requestheader-client-ca-file", "string", "", "Root certificate bundle to use to verify client certificates on incoming requests before trusting usernames in headers specified by --requestheader-username-headers.", _AUTHN),
+    _flag("requestheader-username-headers", "stringSlice", ["x-remote-user"], "List of request headers to inspect for usernames.", _AUTHN),
+    _flag("requestheader-group-headers", "stringSlice", ["x-remote-group"], "List of request headers to inspect for groups.", _AUTHN),
+    _flag("requestheader-extra-headers-prefix", "stringSlice", ["x-remote-extra-"], "List of request header prefixes to inspect.", _AUTHN),
+    _flag("requestheader-allowed-names", "stringSlice", [], "List of client certificate common names to allow to provide usernames in headers specified by --requestheader-username-headers. If empty, any client certificate validated by the authorities in --requestheader-client-ca-file is allowed.", _AUTHN),
+    _flag("authentication-skip-lookup", "bool", False, "If false, the authentication-kubeconfig will be used to lookup missing authentication configuration from the cluster.", _AUTHN),
+    _flag("authentication-tolerate-lookup-failure", "bool", False, "If true, failures to look up missing authentication configuration from the cluster are not considered fatal.", _AUTHN),
+    _flag("authentication-config-refresh-interval", "duration", 60.0, "How often the extension-apiserver-authentication ConfigMap and the CA files are re-read (k8s.io/apiserver: every minute). Not in the Go adapter.", _AUTHN),
     # DelegatingAuthorizationOptions.
-    _flag("authorization-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create subjectaccessreviews.authorization.k8s.io.", _AUTHZ, L),
-    _flag("authorization-webhook-cache-authorized-ttl", "duration", 10.0, "The duration to cache 'authorized' responses from the webhook authorizer.", _AUTHZ, L),
-    _flag("authorization-webhook-cache-unauthorized-ttl", "duration", 10.0, "The duration to cache 'unauthorized' responses from the webhook authorizer.", _AUTHZ, L),
-    _flag("authorization-always-allow-paths", "stringSlice", ["/healthz", "/readyz", "/livez"], "A list of HTTP paths to skip during authorization, i.e. these are authorized without contacting the 'core' kubernetes server.", _AUTHZ, L),
+    _flag("authorization-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to create subjectaccessreviews.authorization.k8s.io.", _AUTHZ),
+    _flag("authorization-webhook-cache-authorized-ttl", "duration", 10.0, "The duration to cache 'authorized' responses from the webhook authorizer.", _AUTHZ),
+    _flag("authorization-webhook-cache-unauthorized-ttl", "duration", 10.0, "The duration to cache 'unauthorized' responses from the webhook authorizer.", _AUTHZ),
+    _flag("authorization-always-allow-paths", "stringSlice", ["/healthz", "/readyz", "/livez"], "A list of HTTP paths to skip during authorization, i.e. these are authorized without contacting the 'core' kubernetes server.", _AUTHZ),
     # AuditOptions.
     _flag("audit-policy-file", "string", "", "Path to the file that defines the audit policy configuration.", _AUDIT, C),
     _flag("audit-log-path", "string", "", "If set, all requests coming to the apiserver will be logged to this file.", _AUDIT, C),
@@ -258,6 +259,8 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
         errors.append(
             "may not use both in-cluster auth and an explicit kubeconfig at the same time"
         )
+    if not args.no_cluster and args.client_qps > 0 and args.client_burst < 1:
+        errors.append("--client-burst must be at least 1 when --client-qps is set")
     if args.metrics_relist_interval <= 0:
         errors.append("--metrics-relist-interval must be positive")
     return errors

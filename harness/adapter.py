@@ -28,11 +28,13 @@ class AdapterProcess:
         *,
         workdir: Path | None = None,
         relist_interval: str = "1s",
+        no_cluster: bool = True,
     ) -> None:
         self.config = Path(config)
         self.prometheus_url = prometheus_url
         self.extra_args = list(extra_args)
         self.relist_interval = relist_interval
+        self.no_cluster = no_cluster
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="adapter-")
         self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.port = free_port()
@@ -49,8 +51,9 @@ class AdapterProcess:
         return self.workdir / "certs" / "apiserver.crt"
 
     def command(self) -> list[str]:
+        mode = ["--no-cluster"] if self.no_cluster else ["--bind-address=127.0.0.1"]
         return [
-            sys.executable, "-m", "adapter", "--no-cluster",
+            sys.executable, "-m", "adapter", *mode,
             f"--config={self.config}",
             f"--prometheus-url={self.prometheus_url}",
             f"--secure-port={self.port}",
@@ -121,8 +124,9 @@ async def running_adapter(
     extra_args: Sequence[str] = (),
     *,
     wait_ready: bool = True,
+    no_cluster: bool = True,
 ) -> AsyncIterator[AdapterProcess]:
-    adapter = AdapterProcess(config, prometheus_url, extra_args)
+    adapter = AdapterProcess(config, prometheus_url, extra_args, no_cluster=no_cluster)
     try:
         await adapter.start(wait_ready=wait_ready)
         yield adapter

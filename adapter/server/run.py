@@ -1,8 +1,13 @@
 """Run the adapter: wire flags to the Prometheus client, discovery, providers and the HTTPS
 listener, then serve until SIGTERM or SIGINT.
 
+Two backends decide where objects and identities come from:
+- cluster mode (the default): a REST mapper from live API discovery, watch-based object caches,
+  and delegated authentication and authorization against kube-apiserver;
+- `--no-cluster`: objects from Prometheus series, a built-in resource table, no authentication.
+
 Shutdown is graceful: readiness fails first (so load balancers stop sending), the listener
-closes, in-flight requests finish (up to a timeout), and background tasks stop.
+closes after `--shutdown-delay-duration`, in-flight requests finish, background tasks stop.
 """
 
 import argparse
@@ -10,17 +15,44 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
+from adapter.auth.authenticators import (
+    ClientCertAuthenticator,
+    RequestHeaderAuthenticator,
+    new_delegating_authenticator,
+)
+from adapter.auth.authorizers import (
+    AlwaysAllowGroups,
+    AlwaysAllowPaths,
+    SubjectAccessReviewAuthorizer,
+    UnionAuthorizer,
+)
+from adapter.auth.delegation import (
+    AuthenticationConfig,
+    AuthenticationConfigLoader,
+    AuthenticationFlags,
+    AuthenticationLookupError,
+)
+from adapter.auth.middleware import authentication_middleware, authorization_middleware
+from adapter.auth.token_review import TokenReviewAuthenticator
+from adapter.config.errors import ConfigError
 from adapter.discovery.relister import Relister
-from adapter.kube.rest_mapper import BUILTIN_RESOURCES, StaticRESTMapper
-from adapter.naming.rules import CompiledConfig
+from adapter.kube.client import KubeClient
+from adapter.kube.config import KubeConfigError, load_config
+from adapter.kube.discovery_mapper import DiscoveryRESTMapper
+from adapter.kube.object_cache import KubernetesObjectLister
+from adapter.kube.rest_mapper import BUILTIN_RESOURCES, RESTMapper, StaticRESTMapper
+from adapter.naming.rules import CompiledConfig, load_rules
 from adapter.prometheus.client import PrometheusClient, PrometheusConfig, parse_header_flags
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
-from adapter.providers.objects import PrometheusObjectLister
+from adapter.providers.objects import ObjectLister, PrometheusObjectLister
 from adapter.server.app import ServerState, build_app
 from adapter.server.metrics import AdapterMetrics
 from adapter.server.tls import ServingCertConfig, ServingTLS, TLSConfigError
@@ -30,6 +62,23 @@ __all__ = ["serve"]
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 30.0
+# How long start-up waits for API discovery before going on with the built-in table
+# (the Go adapter blocks until every group has answered, minutes on big clusters).
+DISCOVERY_STARTUP_WAIT = 10.0
+# Delegated authentication and authorization clients, as k8s.io/apiserver configures them.
+DELEGATED_QPS, DELEGATED_BURST = 200.0, 400
+
+
+@dataclass
+class Backend:
+    """Where objects, resource names and identities come from."""
+
+    mapper: RESTMapper
+    objects: ObjectLister
+    compiled: CompiledConfig
+    middlewares: list[Middleware] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 def _prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
@@ -52,6 +101,93 @@ def _bind_address(args: argparse.Namespace, argv: Sequence[str]) -> str:
     return str(args.bind_address)
 
 
+def _no_cluster_backend(
+    args: argparse.Namespace, compiled: CompiledConfig, prometheus: PrometheusClient
+) -> Backend:
+    return Backend(
+        mapper=StaticRESTMapper(BUILTIN_RESOURCES),
+        objects=PrometheusObjectLister(prometheus, args.metrics_max_age),
+        compiled=compiled,
+    )
+
+
+def _kube_client(path: str, qps: float, burst: int) -> KubeClient:
+    return KubeClient(load_config(path), qps=qps, burst=burst)
+
+
+async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend:
+    lister = _kube_client(args.lister_kubeconfig, args.client_qps, args.client_burst)
+    authn = _kube_client(args.authentication_kubeconfig, DELEGATED_QPS, DELEGATED_BURST)
+    authz = _kube_client(args.authorization_kubeconfig, DELEGATED_QPS, DELEGATED_BURST)
+    closers: list[Callable[[], Awaitable[None]]] = [lister.close, authn.close, authz.close]
+    try:
+        mapper = DiscoveryRESTMapper(lister, refresh_interval=args.discovery_interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(mapper.refresh(), DISCOVERY_STARTUP_WAIT)
+        if not mapper.synced.is_set():
+            log.warning("API discovery has not answered yet; using the built-in resource table")
+        # Overrides are checked against the cluster's resources, as the Go adapter does.
+        compiled = load_rules(
+            args.config, mapper=mapper, require_known_resources=mapper.synced.is_set()
+        )
+        objects = KubernetesObjectLister(lister, mapper)
+        closers.append(objects.close)
+
+        def trust_client_cas(config: AuthenticationConfig) -> None:
+            for pem in config.ca_pems:
+                tls.add_client_ca_data(pem.decode())
+
+        loader = AuthenticationConfigLoader(
+            AuthenticationFlags(
+                client_ca_file=args.client_ca_file,
+                requestheader_client_ca_file=args.requestheader_client_ca_file,
+                requestheader_username_headers=tuple(args.requestheader_username_headers),
+                requestheader_group_headers=tuple(args.requestheader_group_headers),
+                requestheader_extra_headers_prefix=tuple(args.requestheader_extra_headers_prefix),
+                requestheader_allowed_names=tuple(args.requestheader_allowed_names),
+                skip_lookup=args.authentication_skip_lookup,
+                tolerate_lookup_failure=args.authentication_tolerate_lookup_failure,
+            ),
+            authn,
+            on_change=trust_client_cas,
+        )
+        await loader.load_once()
+        authenticator = new_delegating_authenticator(
+            request_header=RequestHeaderAuthenticator(lambda: loader.current.request_header),
+            client_cert=ClientCertAuthenticator(lambda: loader.current.client_ca),
+            token=TokenReviewAuthenticator(authn, ttl=args.authentication_token_webhook_cache_ttl),
+        )
+        authorizer = UnionAuthorizer(
+            AlwaysAllowGroups(),
+            AlwaysAllowPaths(args.authorization_always_allow_paths),
+            SubjectAccessReviewAuthorizer(
+                authz,
+                allowed_ttl=args.authorization_webhook_cache_authorized_ttl,
+                denied_ttl=args.authorization_webhook_cache_unauthorized_ttl,
+            ),
+        )
+        return Backend(
+            mapper=mapper,
+            objects=objects,
+            compiled=compiled,
+            middlewares=[
+                authentication_middleware(
+                    authenticator, request_header_config=lambda: loader.current.request_header
+                ),
+                authorization_middleware(authorizer),
+            ],
+            background=[
+                mapper.run,
+                lambda: loader.run(args.authentication_config_refresh_interval),
+            ],
+            closers=closers,
+        )
+    except BaseException:
+        for close in closers:
+            await close()
+        raise
+
+
 async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfig) -> int:
     metrics = AdapterMetrics(args.prometheus_url)
     tls = ServingTLS(
@@ -67,6 +203,15 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     prometheus = PrometheusClient(
         _prometheus_config(args), observer=metrics.observe_prometheus_request
     )
+    try:
+        if args.no_cluster:
+            backend = _no_cluster_backend(args, compiled, prometheus)
+        else:
+            backend = await _cluster_backend(args, tls)
+    except BaseException:
+        await prometheus.close()
+        raise
+    compiled = backend.compiled
     relister = Relister(
         prometheus,
         compiled.rules,
@@ -75,12 +220,12 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         max_age=args.metrics_max_age,
         observer=metrics.observe_relist,
     )
-    mapper = StaticRESTMapper(BUILTIN_RESOURCES)
-    objects = PrometheusObjectLister(prometheus, args.metrics_max_age)
     state = ServerState(
         metrics=metrics,
         custom=(
-            CustomMetricsProvider(lambda: relister.registry, prometheus, objects, mapper)
+            CustomMetricsProvider(
+                lambda: relister.registry, prometheus, backend.objects, backend.mapper
+            )
             if compiled.rules
             else None
         ),
@@ -90,6 +235,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
             else None
         ),
         discovery_ready=relister.ready.is_set,
+        extra_middlewares=backend.middlewares,
     )
     runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
@@ -106,7 +252,8 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(relister.run()), asyncio.create_task(tls.watch())]
+    jobs = [relister.run, tls.watch, *backend.background]
+    tasks = [asyncio.create_task(job()) for job in jobs]
     try:
         await site.start()
         log.info(
@@ -134,24 +281,24 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
                 await task
         await runner.cleanup()
         await prometheus.close()
+        for close in backend.closers:
+            await close()
     return 0
 
 
 def serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfig) -> int:
-    if not args.no_cluster:
-        log.error(
-            "running against a Kubernetes cluster (authentication, authorization, object "
-            "lookup) is not implemented in this version yet; use --no-cluster for local use"
+    if args.no_cluster:
+        log.warning(
+            "--no-cluster: authentication and authorization are OFF; anyone who can reach the "
+            "port can read every metric. Objects come from Prometheus series, not from Kubernetes."
         )
-        return 1
-    log.warning(
-        "--no-cluster: authentication and authorization are OFF; anyone who can reach the "
-        "port can read every metric. Objects come from Prometheus series, not from Kubernetes."
-    )
     try:
         return asyncio.run(_serve(args, argv, compiled))
-    except TLSConfigError as exc:
+    except (TLSConfigError, KubeConfigError, AuthenticationLookupError) as exc:
         log.error("%s", exc)
+        return 1
+    except ConfigError as exc:
+        log.error("%s", exc.describe())
         return 1
     except OSError as exc:
         log.error("cannot serve on port %s: %s", args.secure_port, exc)

@@ -596,6 +596,19 @@ class ServingTLS:
             self.context.verify_mode = ssl.CERT_OPTIONAL
             self._client_ca_files = (*self._client_ca_files, *ca_files)
 
+    def add_client_ca_data(self, pem: str) -> None:
+        """Request client certificates and trust these PEM CAs in the handshake (CAs from the
+        extension-apiserver-authentication ConfigMap). Which CA may vouch for what is decided
+        by the authenticators; CAs cannot be removed from a live context, so rotation adds."""
+        if not pem.strip():
+            return
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cadata=pem)
+        except ssl.SSLError as err:
+            raise TLSConfigError(f"cannot load client CA data: {err}") from None
+        self.context.load_verify_locations(cadata=pem)
+        self.context.verify_mode = ssl.CERT_OPTIONAL
+
     @property
     def client_ca_files(self) -> tuple[str, ...]:
         """CA bundles added by require_client_ca, in order."""
