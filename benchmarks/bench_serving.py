@@ -1,17 +1,21 @@
 """Serving benchmark: requests/s, p50 and p99 against a real Prometheus holding ~1,000 pods.
 
 Run from the repository root: `python benchmarks/bench_serving.py [--seconds 10]
-[--concurrency 8]`. It starts the synthetic exporter (1,000 pods in 10 namespaces), a real
-Prometheus and the adapter (`--no-cluster`, config/demo.yaml) as its own process, drives each
-request kind with a bounded loopback load, and prints one table with the adapter's CPU time
-per request and its RSS. Numbers only; nothing is asserted. Everything it starts, it stops.
+[--concurrency 8]`. It starts the synthetic exporter (1,000 pods in 10 namespaces) and a real
+Prometheus, then runs the adapter (config/demo.yaml) twice as its own process: with
+`--no-cluster`, and in cluster mode against the fake kube-apiserver with authentication and
+authorization on. Each request kind gets a bounded loopback load; the tables show requests/s,
+p50/p99, the adapter's CPU time per request, start-up time and RSS. Numbers only; nothing is
+asserted. Everything it starts, it stops.
 """
 
 import argparse
 import asyncio
 import os
+import ssl
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,12 +26,15 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.adapter import AdapterProcess
-from harness.exporter import running_exporter, synthetic_dataset
+from harness.exporter import Dataset, running_exporter, synthetic_dataset
+from harness.fake_kube_apiserver import FakeKubeAPIServer, running_fake_kube_apiserver
+from harness.pki import CertificateAuthority
 from harness.prometheus import PrometheusProcess
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo.yaml"
 CUSTOM = "/apis/custom.metrics.k8s.io/v1beta2"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BENCH_USER = "system:serviceaccount:kube-system:horizontal-pod-autoscaler"
 
 
 @dataclass
@@ -60,19 +67,29 @@ def process_rss_mb(pid: int) -> float:
     return 0.0
 
 
+@dataclass
+class Client:
+    """How the load generator talks to the adapter: TLS context and identity headers."""
+
+    ssl: ssl.SSLContext
+    headers: dict[str, str]
+
+
 async def drive(
     name: str,
     adapter: AdapterProcess,
-    pid: int,
+    client: Client,
     path_for: Callable[[int], str],
     seconds: float,
     concurrency: int,
 ) -> Result:
+    assert adapter.process is not None
+    pid = adapter.process.pid
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency, ssl=adapter.ssl_context())
-    async with aiohttp.ClientSession(connector=connector) as session:
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=client.ssl)
+    async with aiohttp.ClientSession(connector=connector, headers=client.headers) as session:
 
         async def worker(offset: int) -> None:
             nonlocal errors
@@ -94,57 +111,108 @@ async def drive(
     return Result(name, len(latencies), errors, elapsed, latencies, cpu)
 
 
-async def main(seconds: float, concurrency: int, pods: int, namespaces: int) -> None:
-    dataset = synthetic_dataset(pods, namespaces)
-    async with running_exporter(dataset) as exporter:
-        prometheus = PrometheusProcess([exporter.target])
-        adapter = AdapterProcess(CONFIG, prometheus.url, relist_interval="1m")
-        try:
-            await prometheus.start()
-            await prometheus.wait_for_series("http_requests_total", count=pods, timeout=60)
-            await prometheus.wait_for_query(
-                "count(irate(http_requests_total[1m]))",
-                lambda r: bool(r) and float(r[0]["value"][1]) >= pods,
-                timeout=60,
-            )
-            started = time.monotonic()
-            await adapter.start()
-            startup = time.monotonic() - started
-            assert adapter.process is not None
-            pid = adapter.process.pid
-            idle_rss = process_rss_mb(pid)
-            per_ns = pods // namespaces
-            metric = "http_requests_per_second"
-            external = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_depth"
-            cases: list[tuple[str, Callable[[int], str]]] = [
-                (
-                    "named pod metric",
-                    lambda i: (
-                        f"{CUSTOM}/namespaces/ns-{i % namespaces}/pods/pod-{i % pods}/{metric}"
-                    ),
-                ),
-                (
-                    f"pods/* ({per_ns} pods in a namespace)",
-                    lambda i: f"{CUSTOM}/namespaces/ns-{i % namespaces}/pods/*/{metric}",
-                ),
-                (
-                    "external metric",
-                    lambda i: f"{external}?labelSelector=name%3Dqueue-{i % namespaces}",
-                ),
-            ]
-            results = [
-                await drive(name, adapter, pid, path_for, seconds, concurrency)
-                for name, path_for in cases
-            ]
-            loaded_rss = process_rss_mb(pid)
-        finally:
-            await adapter.close()
-            await prometheus.close()
-    print(
-        f"\nmachine: {os.cpu_count()} cores; {pods} pods in {namespaces} namespaces; "
-        f"concurrency {concurrency}; {seconds:g}s per case; "
-        "client, adapter and Prometheus share the machine"
+async def run_cases(
+    adapter: AdapterProcess,
+    client: Client,
+    pods: int,
+    namespaces: int,
+    seconds: float,
+    concurrency: int,
+) -> list[Result]:
+    per_ns = pods // namespaces
+    metric = "http_requests_per_second"
+    external = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_depth"
+    cases: list[tuple[str, Callable[[int], str]]] = [
+        (
+            "named pod metric",
+            lambda i: f"{CUSTOM}/namespaces/ns-{i % namespaces}/pods/pod-{i % pods}/{metric}",
+        ),
+        (
+            f"pods/* ({per_ns} pods in a namespace)",
+            lambda i: f"{CUSTOM}/namespaces/ns-{i % namespaces}/pods/*/{metric}",
+        ),
+        ("external metric", lambda i: f"{external}?labelSelector=name%3Dqueue-{i % namespaces}"),
+    ]
+    return [
+        await drive(name, adapter, client, path_for, seconds, concurrency)
+        for name, path_for in cases
+    ]
+
+
+async def run_adapter(
+    adapter: AdapterProcess,
+    client_for: Callable[[AdapterProcess], Client],
+    args: argparse.Namespace,
+) -> tuple[list[Result], float, float, float]:
+    started = time.monotonic()
+    await adapter.start()
+    startup = time.monotonic() - started
+    client = client_for(adapter)  # after start: the adapter generates its certificate
+    assert adapter.process is not None
+    idle_rss = process_rss_mb(adapter.process.pid)
+    results = await run_cases(
+        adapter, client, args.pods, args.namespaces, args.seconds, args.concurrency
     )
+    loaded_rss = process_rss_mb(adapter.process.pid)
+    await adapter.close()
+    return results, startup, idle_rss, loaded_rss
+
+
+async def cluster_run(
+    prometheus: PrometheusProcess, dataset: Dataset, args: argparse.Namespace, workdir: Path
+) -> tuple[list[Result], float, float, float]:
+    """Cluster mode against the fake kube-apiserver: requests arrive as from the aggregator,
+    with the front-proxy certificate and a user that is not in system:masters, so every
+    request is authenticated and authorized (through the SubjectAccessReview cache)."""
+    front_proxy = CertificateAuthority("front-proxy-ca")
+    async with running_fake_kube_apiserver() as kube:
+        for namespace in sorted({p.namespace for p in dataset.pods}):
+            kube.add_object("v1/namespaces", {"metadata": {"name": namespace}})
+        for pod in dataset.pods:
+            meta = {"name": pod.name, "namespace": pod.namespace, "labels": dict(pod.labels)}
+            kube.add_object("v1/pods", {"metadata": meta})
+        kube.set_authentication_configmap(
+            requestheader_ca=front_proxy.cert_pem.decode(), allowed_names=["front-proxy-client"]
+        )
+        kube.allow(user=BENCH_USER, group_name=["custom.metrics.k8s.io", "external.metrics.k8s.io"])
+        kubeconfig = kube.kubeconfig(workdir / "kubeconfig")
+        flags = [
+            f"--lister-kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+        ]
+        adapter = AdapterProcess(
+            CONFIG, prometheus.url, flags, relist_interval="1m", no_cluster=False
+        )
+        cert, key = front_proxy.issue_client("front-proxy-client").write(workdir, "front-proxy")
+        headers = {"X-Remote-User": BENCH_USER, "X-Remote-Group": "system:serviceaccounts"}
+
+        def aggregator(adapter: AdapterProcess) -> Client:
+            context = adapter.ssl_context()
+            context.load_cert_chain(cert, key)
+            return Client(context, headers)
+
+        result = await run_adapter(adapter, aggregator, args)
+        sars = kube.count("POST", "/apis/authorization.k8s.io")
+        print(f"cluster mode: {sars} SubjectAccessReviews and {list_calls(kube)} pod LIST calls "
+              "for the whole run")  # fmt: skip
+        return result
+
+
+def list_calls(kube: FakeKubeAPIServer) -> int:
+    return sum(
+        1
+        for r in kube.requests
+        if r.method == "GET"
+        and r.path.endswith("/pods")
+        and r.query.get("watch") not in ("1", "true")
+    )
+
+
+def print_table(
+    title: str, results: list[Result], startup: float, idle: float, loaded: float
+) -> None:
+    print(f"\n{title}")
     columns = ("req/s", "p50 ms", "p99 ms", "adapter CPU", "errors")
     print(f"{'request':<38} {columns[0]:>9} {columns[1]:>9} {columns[2]:>9} {columns[3]:>12} "
           f"{columns[4]:>7}")  # fmt: skip
@@ -152,9 +220,38 @@ async def main(seconds: float, concurrency: int, pods: int, namespaces: int) -> 
     for result in results:
         print(result.row())
     print(
-        f"\nadapter start-up to ready: {startup:.2f}s; "
-        f"RSS idle {idle_rss:.1f} MB, after load {loaded_rss:.1f} MB"
+        f"adapter start-up to ready: {startup:.2f}s; "
+        f"RSS idle {idle:.1f} MB, after load {loaded:.1f} MB"
     )
+
+
+async def main(args: argparse.Namespace) -> None:
+    dataset = synthetic_dataset(args.pods, args.namespaces)
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        async with running_exporter(dataset) as exporter:
+            prometheus = PrometheusProcess([exporter.target])
+            try:
+                await prometheus.start()
+                await prometheus.wait_for_series("http_requests_total", count=args.pods, timeout=60)
+                await prometheus.wait_for_query(
+                    "count(irate(http_requests_total[1m]))",
+                    lambda r: bool(r) and float(r[0]["value"][1]) >= args.pods,
+                    timeout=60,
+                )
+                no_cluster = AdapterProcess(CONFIG, prometheus.url, relist_interval="1m")
+                plain = await run_adapter(
+                    no_cluster, lambda adapter: Client(adapter.ssl_context(), {}), args
+                )
+                cluster = await cluster_run(prometheus, dataset, args, Path(tmp))
+            finally:
+                await prometheus.close()
+    print(
+        f"\nmachine: {os.cpu_count()} cores; {args.pods} pods in {args.namespaces} namespaces; "
+        f"concurrency {args.concurrency}; {args.seconds:g}s per case; "
+        "client, adapter, Prometheus (and the fake kube-apiserver) share the machine"
+    )
+    print_table("--no-cluster (no authentication)", *plain)
+    print_table("cluster mode: front-proxy certificate, authentication and SAR (cached)", *cluster)
 
 
 if __name__ == "__main__":
@@ -163,5 +260,4 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--namespaces", type=int, default=10)
-    args = parser.parse_args()
-    asyncio.run(main(args.seconds, args.concurrency, args.pods, args.namespaces))
+    asyncio.run(main(parser.parse_args()))
