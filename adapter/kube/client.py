@@ -18,7 +18,6 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote
@@ -31,6 +30,7 @@ from yarl import URL
 from adapter.kube.api import KubeAPIError
 from adapter.kube.config import KubeConfig, KubeConfigError
 from adapter.prometheus.transport import env_proxy
+from adapter.token_file import TokenFile, TokenFileError
 
 __all__ = ["PARTIAL_METADATA_LIST_ACCEPT", "KubeClient", "TokenBucket"]
 
@@ -45,7 +45,6 @@ _EXEC_TIMEOUT_SECONDS = 60.0
 # Refresh exec credentials a little early so a request never carries a token that expires
 # while in flight.
 _EXEC_EXPIRY_MARGIN = 10.0
-_RACY_SECONDS = 1.0
 _MAX_WATCH_LINE = 64 << 20
 
 
@@ -75,47 +74,6 @@ class TokenBucket:
             except asyncio.CancelledError:
                 self._tokens += 1.0  # give the reservation back
                 raise
-
-
-class _TokenFile:
-    """A bearer token file re-read when its stat() changes (bound tokens rotate)."""
-
-    __slots__ = ("_key", "_path", "_racy", "_token", "_unreadable")
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._key: tuple[int, int, int, int] | None = None
-        self._racy = False
-        self._unreadable = False
-        try:
-            self._token = self._read(os.stat(path))
-        except (OSError, ValueError) as err:
-            raise KubeConfigError(f"failed to read the token file: {err}") from None
-
-    def current(self) -> str:
-        try:
-            st = os.stat(self._path)
-            if self._racy or self._key != _stat_key(st):
-                self._token = self._read(st)
-            self._unreadable = False
-        except (OSError, ValueError) as err:
-            if not self._unreadable:  # once per outage; the last good token stays in use
-                _log.warning("keeping the previous Kubernetes bearer token: %s", err)
-                self._unreadable = True
-        return self._token
-
-    def _read(self, st: os.stat_result) -> str:
-        token = Path(self._path).read_bytes().decode("utf-8", errors="replace").strip()
-        if any(c in token for c in "\r\n\0"):
-            raise ValueError(f"{self._path}: the token contains a line break or NUL")
-        self._key = _stat_key(st)
-        # A rewrite within one timestamp tick keeps the stat(); re-read until it settles.
-        self._racy = time.time() - st.st_mtime < _RACY_SECONDS
-        return token
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True)
@@ -192,7 +150,12 @@ class KubeClient:
         self._connect_timeout = timeout
         self._user_agent = user_agent
         self._limiter = TokenBucket(qps, burst) if qps > 0 else None
-        self._token_file = _TokenFile(config.token_file) if config.token_file else None
+        try:
+            self._token_file = (
+                TokenFile(config.token_file, what="the token file") if config.token_file else None
+            )
+        except TokenFileError as exc:
+            raise KubeConfigError(str(exc)) from None
         self._ssl = _build_ssl_context(config, config.client_cert_data, config.client_key_data)
         self._proxy, proxy_auth = env_proxy(self._base)
         self._proxy_headers = {"Proxy-Authorization": proxy_auth} if proxy_auth else None

@@ -42,13 +42,13 @@ from adapter.prometheus.results import (
     parse_series_data,
 )
 from adapter.prometheus.transport import (
-    TokenFile,
     build_ssl_context,
     display_url,
     endpoint_url,
     env_proxy,
 )
 from adapter.promql.duration import format_prometheus_duration
+from adapter.token_file import TokenFile, TokenFileError
 
 __all__ = [
     "LABELS_ENDPOINT",
@@ -159,7 +159,14 @@ class PrometheusClient:
         self._proxy_headers: dict[str, str] | None = None
         if proxy_auth and base.scheme == "https":
             self._proxy_headers = {"Proxy-Authorization": proxy_auth}
-        self._token = TokenFile(config.token_file) if config.token_file else None
+        try:
+            self._token = (
+                TokenFile(config.token_file, what="prometheus-token-file")
+                if config.token_file
+                else None
+            )
+        except TokenFileError as exc:
+            raise PrometheusConfigError(str(exc)) from None
         self._timeout_param = format_prometheus_duration(config.timeout)
 
         headers: list[tuple[str, str]] = [("User-Agent", f"prometheus-adapter-py/{__version__}")]

@@ -4,10 +4,8 @@ and the proxy from the environment. Everything here runs at startup, except
 
 import ipaddress
 import logging
-import os
 import posixpath
 import ssl
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from yarl import URL
 from adapter.prometheus.config import PrometheusConfig, PrometheusConfigError
 
 __all__ = [
-    "TokenFile",
     "build_ssl_context",
     "display_url",
     "endpoint_url",
@@ -29,7 +26,6 @@ _log = logging.getLogger(__name__)
 
 # A file rewritten twice within one filesystem timestamp tick, with the same size, keeps its
 # stat(); until the file is this old we re-read it on every request (git's "racy" rule).
-_RACY_SECONDS = 1.0
 
 
 def join_url_path(base_path: str, endpoint: str) -> str:
@@ -162,50 +158,3 @@ def _no_proxy(host: str, no_proxy: str) -> bool:
         elif host == entry or host.endswith("." + entry):
             return True
     return False
-
-
-class TokenFile:
-    """A bearer token file, re-read when it changes (the Go adapter reads it once).
-
-    `current()` costs one stat(). Kubernetes rotates projected tokens by swapping a symlink,
-    which changes the inode; in-place rewrites change size or mtime. If the file becomes
-    unreadable, the last good token stays in use so a rotation never fails requests.
-    """
-
-    __slots__ = ("_key", "_path", "_racy", "_token", "_unreadable")
-
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._key: tuple[int, int, int, int] | None = None
-        self._racy = False
-        self._unreadable = False
-        try:
-            self._token = self._read(os.stat(path))
-        except (OSError, ValueError) as err:
-            raise PrometheusConfigError(f"failed to read prometheus-token-file: {err}") from None
-
-    def current(self) -> str:
-        """The token to send now (possibly empty)."""
-        try:
-            st = os.stat(self._path)
-            if self._racy or self._key != _stat_key(st):
-                self._token = self._read(st)
-            self._unreadable = False
-        except (OSError, ValueError) as err:
-            if not self._unreadable:  # log once per outage, not once per request
-                _log.warning("keeping the previous Prometheus bearer token: %s", err)
-                self._unreadable = True
-        return self._token
-
-    def _read(self, st: os.stat_result) -> str:
-        token = Path(self._path).read_bytes().decode("utf-8", errors="replace").strip()
-        if any(c in token for c in "\r\n\0"):
-            # The message must not quote the token.
-            raise ValueError(f"{self._path}: the token contains a line break or NUL")
-        self._key = _stat_key(st)
-        self._racy = time.time() - st.st_mtime < _RACY_SECONDS
-        return token
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
