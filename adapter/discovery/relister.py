@@ -64,6 +64,16 @@ class Relister:
             dict.fromkeys(r.series_query for r in (*self.custom_rules, *self.external_rules))
         )
 
+    def update_rules(
+        self, custom_rules: Sequence[MetricRule], external_rules: Sequence[MetricRule]
+    ) -> None:
+        """Use new rules from the next relist on (a config reload). Series already listed
+        for queries the new rules share are kept; the others are dropped."""
+        self.custom_rules = custom_rules
+        self.external_rules = external_rules
+        kept = set(self.queries)
+        self._shapes = {q: s for q, s in self._shapes.items() if q in kept}
+
     async def _list(self, query: str, start: float) -> frozenset[SeriesShape]:
         series = await self.lister.series([query], start=start)
         return frozenset(SeriesShape.from_labels(labels) for labels in series)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 from adapter import __version__
 from adapter.errors import path_not_found
@@ -50,6 +50,9 @@ class ServerState:
     metrics: AdapterMetrics
     custom: CustomMetricsProvider | None = None
     external: ExternalMetricsProvider | None = None
+    # The API groups the current config serves (a reload may change them); None: every group
+    # that has a provider.
+    served_groups: Callable[[], frozenset[str]] | None = None
     discovery_ready: Callable[[], bool] = lambda: True
     shutting_down: bool = False
     # Filters that run after the built-in ones (authentication, authorization).
@@ -86,10 +89,18 @@ def _served_groups(state: ServerState) -> list[ServedGroup]:
     return groups
 
 
-def _add_discovery_routes(app: web.Application, groups: Sequence[ServedGroup]) -> None:
-    by_name = {g.name: g for g in groups}
+def _current(state: ServerState, groups: Sequence[ServedGroup]) -> list[ServedGroup]:
+    if state.served_groups is None:
+        return list(groups)
+    served = state.served_groups()
+    return [g for g in groups if g.name in served]
 
+
+def _add_discovery_routes(
+    app: web.Application, state: ServerState, all_groups: Sequence[ServedGroup]
+) -> None:
     async def apis(request: web.Request) -> web.Response:
+        groups = _current(state, all_groups)
         version = negotiate_aggregated(request.headers.get("Accept", ""))
         if version is not None:
             return json_response(
@@ -99,14 +110,17 @@ def _add_discovery_routes(app: web.Application, groups: Sequence[ServedGroup]) -
             )
         return json_response(api_group_list(groups), headers={"Vary": "Accept"})
 
+    def lookup(name: str) -> ServedGroup | None:
+        return next((g for g in _current(state, all_groups) if g.name == name), None)
+
     async def group(request: web.Request) -> web.Response:
-        served = by_name.get(request.match_info["group"])
+        served = lookup(request.match_info["group"])
         if served is None:
             raise path_not_found()
         return json_response(api_group(served))
 
     async def group_version(request: web.Request) -> web.Response:
-        served = by_name.get(request.match_info["group"])
+        served = lookup(request.match_info["group"])
         version = request.match_info["version"]
         if served is None or version not in served.versions:
             raise path_not_found()
@@ -117,23 +131,26 @@ def _add_discovery_routes(app: web.Application, groups: Sequence[ServedGroup]) -
     app.router.add_get("/apis/{group}/{version}", group_version)
 
 
-def _add_openapi_routes(app: web.Application, groups: Sequence[ServedGroup]) -> None:
-    specs = [GroupVersionSpec(g.name, v) for g in groups for v in g.versions]
-    v2 = openapi_v2(specs)
-    v3_index = openapi_v3_index(specs)
-    v3_docs = {f"{s.group}/{s.version}": openapi_v3_document(s) for s in specs}
+def _add_openapi_routes(
+    app: web.Application, state: ServerState, all_groups: Sequence[ServedGroup]
+) -> None:
+    def specs() -> list[GroupVersionSpec]:
+        return [
+            GroupVersionSpec(g.name, v) for g in _current(state, all_groups) for v in g.versions
+        ]
 
     async def get_v2(request: web.Request) -> web.Response:
-        return json_response(v2)
+        return json_response(openapi_v2(specs()))
 
     async def get_v3_index(request: web.Request) -> web.Response:
-        return json_response(v3_index)
+        return json_response(openapi_v3_index(specs()))
 
     async def get_v3_document(request: web.Request) -> web.Response:
-        doc = v3_docs.get(f"{request.match_info['group']}/{request.match_info['version']}")
-        if doc is None:
-            raise path_not_found()
-        return json_response(doc)
+        key = (request.match_info["group"], request.match_info["version"])
+        for spec in specs():
+            if (spec.group, spec.version) == key:
+                return json_response(openapi_v3_document(spec))
+        raise path_not_found()
 
     app.router.add_get("/openapi/v2", get_v2)
     app.router.add_get("/openapi/v3", get_v3_index)
@@ -155,21 +172,37 @@ def _version_info() -> dict[str, str]:
     }
 
 
+def _when_served(state: ServerState, group: str, handler: Handler) -> Handler:
+    """A group's routes answer 404 while the current config does not serve the group."""
+    if state.served_groups is None:
+        return handler
+    served_groups = state.served_groups
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if group not in served_groups():
+            raise path_not_found()
+        return await handler(request)
+
+    return handle
+
+
 def build_app(state: ServerState) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware(state.metrics), refuse_upgrades, *state.extra_middlewares]
     )
     groups = _served_groups(state)
-    _add_discovery_routes(app, groups)
+    _add_discovery_routes(app, state, groups)
     if state.custom is not None:
         app.router.add_get(
-            f"/apis/{CUSTOM_GROUP}/{{version}}/{{tail:.+}}", custom_handler(state.custom)
+            f"/apis/{CUSTOM_GROUP}/{{version}}/{{tail:.+}}",
+            _when_served(state, CUSTOM_GROUP, custom_handler(state.custom)),
         )
     if state.external is not None:
         app.router.add_get(
-            f"/apis/{EXTERNAL_GROUP}/{{version}}/{{tail:.+}}", external_handler(state.external)
+            f"/apis/{EXTERNAL_GROUP}/{{version}}/{{tail:.+}}",
+            _when_served(state, EXTERNAL_GROUP, external_handler(state.external)),
         )
-    _add_openapi_routes(app, groups)
+    _add_openapi_routes(app, state, groups)
 
     def discovery_check() -> str | None:
         return None if state.discovery_ready() else "metric discovery has not succeeded yet"
