@@ -7,18 +7,28 @@ data first, so it prints as text for people or as JSON (`-o json`) for scripts.
 """
 
 import argparse
+import asyncio
 import json
 import sys
 import textwrap
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from adapter.check_config_live import (
+    ExplainRequest,
+    LiveOptions,
+    PrometheusUnreachableError,
+    run_live,
+)
 from adapter.config.errors import ConfigError, ConfigIssue
 from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, NoResourceMatchError
 from adapter.naming.errors import NamingError
 from adapter.naming.resource_converter import ResourceConverter
 from adapter.naming.rules import CompiledConfig, MetricRule, ResourceQuery, load_rules
-from adapter.promql.duration import format_go_duration
+from adapter.options import FLAGS
+from adapter.prometheus.client import PrometheusConfig, parse_header_flags
+from adapter.prometheus.config import PrometheusConfigError
+from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
 from adapter.promql.label_selector import EVERYTHING
 
 __all__ = ["check_config_main", "config_report", "render_text"]
@@ -232,6 +242,102 @@ def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
         out.append(f"    example      namespace {example['namespace']}: {example['query'].strip()}")
 
 
+def _series_text(labels: dict[str, str]) -> str:
+    name = labels.get("__name__", "")
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return f"{name}{{{inner}}}"
+
+
+def _render_live_rule(rule: dict[str, Any], out: list[str]) -> None:
+    out.append(f"  {rule['path']}  {rule['seriesQuery']}")
+    if rule.get("error"):
+        out.append(f"    error        {rule['error']}")
+        return
+    series, filters = rule["series"], rule["filters"]
+    examples = ", ".join(f"{e['name']}{{{','.join(e['labels'])}}}" for e in series["examples"])
+    more = ", ..." if series["names"] > len(series["examples"]) else ""
+    out.append(
+        f"    series       {series['count']} series, {series['names']} names"
+        + (f": {examples}{more}" if examples else "")
+    )
+    kept, dropped = filters["kept"], filters["dropped"]
+    out.append(f"    kept         {kept['count']}" + "".join(f" {n}" for n in kept["examples"]))
+    for d in dropped["examples"]:
+        out.append(f"    dropped      {d['series']}  by {d['filter']}")
+    if dropped["count"] > len(dropped["examples"]):
+        out.append(f"    dropped      ... {dropped['count']} in all")
+    for metric in rule["metrics"] or [None]:
+        if metric is None:
+            text = "(none)"
+        elif metric.get("external"):
+            scope = "namespaced" if metric["namespaced"] else "not namespaced"
+            text = f"{metric['name']} (external, {scope}) from {metric['series']}"
+        else:
+            on = ", ".join(
+                r["resource"] + ("" if r["namespaced"] else " (cluster-scoped)")
+                for r in metric["resources"]
+            )
+            text = f"{metric['name']} on {on} from {metric['series']}"
+        out.append(f"    metric       {text}")
+    for s in rule["surprising"]:
+        out.append(
+            f"    surprising   {s['resource']} via label {s['label']!r} ({s['count']} metrics: "
+            f"{', '.join(s['metrics'])}); a template maps every label naming a resource (Go #21)"
+        )
+
+
+def _render_explain(ex: dict[str, Any], out: list[str]) -> None:
+    out.append(f"explain  GET {ex['path']}")
+    if ex["rule"]:
+        out.append(f"  rule         {ex['rule']} (series {ex['series']})")
+        out.append(f"  metricsQuery {ex['metricsQuery'].strip()}")
+    else:
+        out.append("  rule         (none: no rule defines this metric)")
+    for listing in ex["objects"]:
+        found = listing.get("error") or f"{listing.get('series', 0)} series"
+        out.append(f"  objects      {' '.join(listing['match'])} -> {found}")
+    for query in ex["queries"]:
+        out.append(f"  PromQL       {query['promql']}")
+        if "error" in query:
+            out.append(f"  result       error: {query['error']}")
+            continue
+        samples = query["samples"]
+        out.append(f"  result       {query['resultType']}, {len(samples)} samples")
+        out += [f"    {_series_text(x['labels'])} {x['value']}" for x in samples[:20]]
+    out.append(f"  status       {ex['status']}")
+    out += [f"  log          {message}" for message in ex["log"]]
+    out += [f"  hint         {hint}" for hint in ex["hints"]]
+    out.append("  response")
+    out += ["    " + line for line in json.dumps(ex["response"], indent=2).splitlines()]
+
+
+def _render_live(live: dict[str, Any], out: list[str]) -> None:
+    out.append(f"live: {live['prometheus']}, series of the last {live['maxAge']}")
+    for section, api in (
+        ("rules", "custom.metrics.k8s.io"),
+        ("externalRules", "external.metrics.k8s.io"),
+    ):
+        if live[section]:
+            out.append(f"{section} ({api}):")
+            for rule in live[section]:
+                _render_live_rule(rule, out)
+    advertised = live["advertised"]
+    out.append(
+        f"advertised: {len(advertised['custom'])} custom metrics, "
+        f"{len(advertised['external'])} external metrics"
+    )
+    for c in live["collisions"]:
+        who = ", ".join(f"{p['rule']} ({p['series']})" for p in c["producers"])
+        win = c["winner"]
+        out.append(
+            f"collision: {c['api']} {c['metric']} defined by {who}; "
+            f"{win['rule']} ({win['series']}) wins, as in Go the last one does"
+        )
+    out += [f"warning: {w}" for w in live["warnings"]]
+    if live["explain"] is not None:
+        _render_explain(live["explain"], out)
+
+
 def render_text(report: dict[str, Any]) -> str:
     file = report["file"]
     if not report["valid"]:
@@ -243,6 +349,12 @@ def render_text(report: dict[str, Any]) -> str:
         f"{file}: OK: {len(report['rules'])} rules, {len(report['externalRules'])} "
         f"externalRules, {'resourceRules' if rr else 'no resourceRules'}"
     ]
+    if "live" in report:
+        # Live, the series found replace the offline walk-through (`-o json` has both).
+        for warning in report["warnings"]:
+            lines.append(f"warning: {_issue_line(file, warning)}")
+        _render_live(report["live"], lines)
+        return "\n".join(lines) + "\n"
     for section, api in (
         ("rules", "custom.metrics.k8s.io"),
         ("externalRules", "external.metrics.k8s.io"),
@@ -264,35 +376,172 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The server's Prometheus flags, reused so that names, types and defaults stay identical.
+_LIVE_FLAGS = (
+    "prometheus-url",
+    "prometheus-verb",
+    "prometheus-header",
+    "prometheus-token-file",
+    "prometheus-ca-file",
+    "prometheus-client-tls-cert-file",
+    "prometheus-client-tls-key-file",
+    "prometheus-timeout",
+    "metrics-max-age",
+    "metrics-relist-interval",
+)
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_go_duration(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_live_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Prometheus flags (as the server's; with --prometheus-url the check is live)"
+    )
+    specs = {spec.name: spec for spec in FLAGS}
+    for name in _LIVE_FLAGS:
+        spec = specs[name]
+        default = spec.default
+        help_text = f"{spec.help} (default {spec.default_text()})"
+        if name == "prometheus-url":
+            # No default here: without the flag the check stays offline.
+            default = None
+            help_text = f"{spec.help} Without it, the check is offline."
+        kwargs: dict[str, Any] = {"dest": spec.dest, "default": default, "metavar": "string"}
+        if spec.kind == "stringArray":
+            kwargs.update(action="append", default=list(spec.default))
+        elif spec.kind == "duration":
+            kwargs.update(type=_duration, metavar="duration")
+        group.add_argument(f"--{name}", help=help_text.replace("%", "%%"), **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prometheus-adapter check-config",
         description=(
             "Validate prometheus-adapter config files and explain each rule: filters, naming, "
-            "resource mapping and example PromQL. Exits 1 when a file is invalid."
+            "resource mapping and example PromQL. With --prometheus-url, also what each rule "
+            "does with the series Prometheus has, and (--explain) one request end to end. "
+            "Exits 1 when a file is invalid, 2 when Prometheus cannot be reached."
         ),
         allow_abbrev=False,
     )
     parser.add_argument("files", nargs="*", metavar="FILE", help="config files to check")
     parser.add_argument("--config", action="append", default=[], help="a config file (repeatable)")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _add_live_flags(parser)
+    explain = parser.add_argument_group("explain one request (needs --prometheus-url)")
+    explain.add_argument(
+        "--explain",
+        metavar="RESOURCE/METRIC",
+        help="a custom metric such as pods/http_requests_per_second, or with --external an "
+        "external metric name",
+    )
+    explain.add_argument(
+        "--external", action="store_true", help="--explain names an external metric"
+    )
+    explain.add_argument("--namespace", default="", help="the request's namespace")
+    explain.add_argument("--name", default="", help="the object's name (default *: every object)")
+    explain.add_argument(
+        "--selector", default="", help="labelSelector: which objects (`*` requests)"
+    )
+    explain.add_argument("--metric-selector", default="", help="metricLabelSelector")
+    explain.add_argument(
+        "--api-version", choices=("v1beta2", "v1beta1"), default="v1beta2",
+        help="custom.metrics.k8s.io version of the response",
+    )  # fmt: skip
     return parser
 
 
-def check_config_main(argv: Sequence[str], stdout: TextIO = sys.stdout) -> int:
-    args = _parser().parse_args(list(argv))
+def _explain_request(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ExplainRequest:
+    target: str = args.explain
+    external = args.external or "/" not in target
+    resource, _, metric = target.partition("/")
+    if not external and (not resource or not metric or "/" in metric):
+        parser.error(f"--explain {target!r}: expected RESOURCE/METRIC or --external METRIC")
+    return ExplainRequest(
+        target=target,
+        external=external,
+        namespace=args.namespace,
+        name=args.name,
+        selector=args.selector,
+        metric_selector=args.metric_selector,
+        version=args.api_version,
+    )
+
+
+def _prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
+    return PrometheusConfig(
+        url=args.prometheus_url,
+        verb=args.prometheus_verb,
+        headers=parse_header_flags(args.prometheus_header),
+        token_file=args.prometheus_token_file,
+        ca_file=args.prometheus_ca_file,
+        client_cert_file=args.prometheus_client_tls_cert_file,
+        client_key_file=args.prometheus_client_tls_key_file,
+        timeout=args.prometheus_timeout,
+    )
+
+
+def _add_live(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    checked: list[tuple[dict[str, Any], CompiledConfig | None]],
+    stderr: TextIO,
+) -> bool:
+    """Add the live part to the reports of valid files; False when Prometheus is unreachable."""
+    valid = [(report, compiled) for report, compiled in checked if compiled is not None]
+    if not valid:
+        return True
+    explain = _explain_request(args, parser) if args.explain else None
+    # As the server: a zero max age means the relist interval.
+    max_age = args.metrics_max_age or args.metrics_relist_interval
+    try:
+        lives = asyncio.run(
+            run_live(
+                [compiled for _, compiled in valid],
+                _prometheus_config(args),
+                LiveOptions(max_age=max_age, explain=explain),
+            )
+        )
+    except (PrometheusConfigError, PrometheusUnreachableError) as exc:
+        stderr.write(f"error: {exc}\n")
+        return False
+    for (report, _), live in zip(valid, lives, strict=True):
+        report["live"] = live
+    return True
+
+
+def check_config_main(
+    argv: Sequence[str], stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr
+) -> int:
+    parser = _parser()
+    args = parser.parse_args(list(argv))
     files = [*args.config, *args.files]
     if not files:
-        _parser().error("no config file given (use --config FILE or FILE)")
-    reports = []
+        parser.error("no config file given (use --config FILE or FILE)")
+    if args.explain and args.prometheus_url is None:
+        parser.error("--explain needs --prometheus-url")
+    checked: list[tuple[dict[str, Any], CompiledConfig | None]] = []
     for file in files:
         try:
-            reports.append(config_report(load_rules(file)))
+            compiled = load_rules(file)
+            checked.append((config_report(compiled), compiled))
         except ConfigError as exc:
-            reports.append(_error_report(exc))
+            checked.append((_error_report(exc), None))
+    reachable = True
+    if args.prometheus_url is not None:
+        reachable = _add_live(args, parser, checked, stderr)
+    reports = [report for report, _ in checked]
     if args.output == "json":
         json.dump(reports if len(reports) > 1 else reports[0], stdout, indent=2)
         stdout.write("\n")
     else:
         stdout.write("\n".join(render_text(r) for r in reports))
+    if not reachable:
+        return 2
     return 0 if all(r["valid"] for r in reports) else 1

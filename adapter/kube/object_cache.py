@@ -54,9 +54,19 @@ class ObjectMeta:
 class Informer:
     """A list+watch cache of one resource type's object metadata, cluster-wide."""
 
-    def __init__(self, api: KubeAPI, info: ResourceInfo, *, max_backoff: float = 30.0) -> None:
+    def __init__(
+        self,
+        api: KubeAPI,
+        info: ResourceInfo,
+        *,
+        max_backoff: float = 30.0,
+        field_selector: str = "",
+    ) -> None:
         self._api = api
         self.info = info
+        # Sent as `fieldSelector` on LIST and WATCH (e.g. `status.phase=Running` for pods):
+        # the API server then reports an object leaving the selection as DELETED.
+        self.field_selector = field_selector
         self._max_backoff = max_backoff
         self.objects: dict[tuple[str, str], ObjectMeta] = {}
         self.resource_version = ""
@@ -72,7 +82,8 @@ class Informer:
         ]
 
     async def _list(self) -> None:
-        body = await self._api.get(collection_path(self.info), accept=METADATA_LIST_ACCEPT)
+        params = {"fieldSelector": self.field_selector} if self.field_selector else None
+        body = await self._api.get(collection_path(self.info), params, accept=METADATA_LIST_ACCEPT)
         self.lists += 1
         objects = [ObjectMeta.from_object(item) for item in body.get("items") or ()]
         self.objects = {(m.namespace, m.name): m for m in objects}
@@ -82,6 +93,8 @@ class Informer:
     async def _watch(self) -> bool:
         """Follow events until the stream ends (True) or the cache must be relisted (False)."""
         params = {"resourceVersion": self.resource_version, "allowWatchBookmarks": "true"}
+        if self.field_selector:
+            params["fieldSelector"] = self.field_selector
         async for event in self._api.watch(
             collection_path(self.info), params, accept=METADATA_WATCH_ACCEPT
         ):

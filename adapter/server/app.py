@@ -12,6 +12,7 @@ from adapter import __version__
 from adapter.errors import path_not_found
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
+from adapter.providers.resource import ResourceMetricsProvider
 from adapter.server.discovery import (
     APIResource,
     ServedGroup,
@@ -37,6 +38,12 @@ from adapter.server.openapi import (
     openapi_v3_document,
     openapi_v3_index,
 )
+from adapter.server.resource_api import (
+    RESOURCE_GROUP,
+    RESOURCE_VERSIONS,
+    add_resource_metrics_routes,
+    resource_metrics_group_resources,
+)
 from adapter.server.responses import CUSTOM_GROUP, EXTERNAL_GROUP, json_response
 
 __all__ = ["ServerState", "build_app"]
@@ -50,6 +57,7 @@ class ServerState:
     metrics: AdapterMetrics
     custom: CustomMetricsProvider | None = None
     external: ExternalMetricsProvider | None = None
+    resource: ResourceMetricsProvider | None = None
     # The API groups the current config serves (a reload may change them); None: every group
     # that has a provider.
     served_groups: Callable[[], frozenset[str]] | None = None
@@ -84,6 +92,15 @@ def _served_groups(state: ServerState) -> list[ServedGroup]:
                     for name in external.list_all_metrics()
                 ],
                 APIResource("externalmetrics", True, "ExternalMetricValueList"),
+            )
+        )
+    if state.resource is not None:
+        groups.append(
+            ServedGroup(
+                RESOURCE_GROUP,
+                RESOURCE_VERSIONS,
+                resource_metrics_group_resources,
+                APIResource("pods", True, "PodMetrics", ("get", "list")),
             )
         )
     return groups
@@ -201,6 +218,10 @@ def build_app(state: ServerState) -> web.Application:
         app.router.add_get(
             f"/apis/{EXTERNAL_GROUP}/{{version}}/{{tail:.+}}",
             _when_served(state, EXTERNAL_GROUP, external_handler(state.external)),
+        )
+    if state.resource is not None:
+        add_resource_metrics_routes(
+            app, state.resource, wrap=lambda h: _when_served(state, RESOURCE_GROUP, h)
         )
     _add_openapi_routes(app, state, groups)
 

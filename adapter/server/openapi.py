@@ -66,44 +66,97 @@ _EXTERNAL_ITEM = {
 }
 
 
+_NODE_METRICS = {
+    "type": "object",
+    "properties": {
+        "metadata": {"type": "object"},
+        "timestamp": _TIME,
+        "window": {"type": "string"},
+        "usage": {"type": "object", "additionalProperties": _QUANTITY},
+    },
+}
+_POD_METRICS = {
+    "type": "object",
+    "properties": {
+        "metadata": {"type": "object"},
+        "timestamp": _TIME,
+        "window": {"type": "string"},
+        "containers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "usage": {"type": "object", "additionalProperties": _QUANTITY},
+                },
+            },
+        },
+    },
+}
+
+
 class GroupVersionSpec:
-    """The paths and schemas of one served group-version."""
+    """The paths and schemas of one served group-version; each path names its kind."""
 
     def __init__(self, group: str, version: str) -> None:
         self.group = group
         self.version = version
         prefix = f"/apis/{group}/{version}"
+        ns = f"{prefix}/namespaces/{{namespace}}"
+        self.paths: dict[str, tuple[tuple[str, ...], str]]
         if group == "custom.metrics.k8s.io":
-            self.kind = "MetricValueList"
-            self.schema = _list(self.kind, _custom_item(version))
+            self.schemas = {"MetricValueList": _list("MetricValueList", _custom_item(version))}
+            kind = "MetricValueList"
             self.paths = {
-                f"{prefix}/{{resource}}/{{name}}/{{metric}}": ("resource", "name", "metric"),
-                f"{prefix}/namespaces/{{namespace}}/{{resource}}/{{name}}/{{metric}}": (
-                    "namespace", "resource", "name", "metric",
+                f"{prefix}/{{resource}}/{{name}}/{{metric}}": (
+                    ("resource", "name", "metric"),
+                    kind,
                 ),
-                f"{prefix}/namespaces/{{namespace}}/metrics/{{metric}}": ("namespace", "metric"),
-            }  # fmt: skip
+                f"{ns}/{{resource}}/{{name}}/{{metric}}": (
+                    ("namespace", "resource", "name", "metric"),
+                    kind,
+                ),
+                f"{ns}/metrics/{{metric}}": (("namespace", "metric"), kind),
+            }
             self.queries: tuple[str, ...] = (
                 "labelSelector",
                 "metricLabelSelector",
                 "fieldSelector",
             )
+        elif group == "metrics.k8s.io":
+            self.schemas = {
+                "NodeMetricsList": _list("NodeMetricsList", _NODE_METRICS),
+                "NodeMetrics": _NODE_METRICS,
+                "PodMetricsList": _list("PodMetricsList", _POD_METRICS),
+                "PodMetrics": _POD_METRICS,
+            }
+            self.paths = {
+                f"{prefix}/nodes": ((), "NodeMetricsList"),
+                f"{prefix}/nodes/{{name}}": (("name",), "NodeMetrics"),
+                f"{prefix}/pods": ((), "PodMetricsList"),
+                f"{ns}/pods": (("namespace",), "PodMetricsList"),
+                f"{ns}/pods/{{name}}": (("namespace", "name"), "PodMetrics"),
+            }
+            self.queries = ("labelSelector", "fieldSelector")
         else:
-            self.kind = "ExternalMetricValueList"
-            self.schema = _list(self.kind, _EXTERNAL_ITEM)
-            self.paths = {f"{prefix}/namespaces/{{namespace}}/{{metric}}": ("namespace", "metric")}
+            kind = "ExternalMetricValueList"
+            self.schemas = {kind: _list(kind, _EXTERNAL_ITEM)}
+            self.paths = {f"{ns}/{{metric}}": (("namespace", "metric"), kind)}
             self.queries = ("labelSelector",)
-        self.schema_name = f"{group}.{version}.{self.kind}"
 
-    def operations(self, ref: str) -> dict[str, Any]:
+    def schema_name(self, kind: str) -> str:
+        return f"{self.group}.{self.version}.{kind}"
+
+    def operations(self, ref_prefix: str) -> dict[str, Any]:
         ops = {}
-        for path, params in self.paths.items():
+        for path, (params, kind) in self.paths.items():
             parameters = [
                 {"name": p, "in": "path", "required": True, "type": "string"} for p in params
             ] + [{"name": q, "in": "query", "type": "string"} for q in self.queries]
+            ref = f"{ref_prefix}{self.schema_name(kind)}"
             ops[path] = {
                 "get": {
-                    "operationId": f"get{self.kind}{self.version}{len(params)}",
+                    "operationId": f"get{kind}{self.version}{len(params)}",
                     "tags": [f"{self.group}_{self.version}"],
                     "produces": ["application/json"],
                     "parameters": parameters,
@@ -112,13 +165,16 @@ class GroupVersionSpec:
             }
         return ops
 
+    def named_schemas(self) -> dict[str, Any]:
+        return {self.schema_name(kind): schema for kind, schema in self.schemas.items()}
+
 
 def openapi_v2(specs: Sequence[GroupVersionSpec]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     definitions: dict[str, Any] = {}
     for spec in specs:
-        paths |= spec.operations(f"#/definitions/{spec.schema_name}")
-        definitions[spec.schema_name] = spec.schema
+        paths |= spec.operations("#/definitions/")
+        definitions |= spec.named_schemas()
     return {
         "swagger": "2.0",
         "info": {"title": TITLE, "version": VERSION},
@@ -129,7 +185,7 @@ def openapi_v2(specs: Sequence[GroupVersionSpec]) -> dict[str, Any]:
 
 def openapi_v3_document(spec: GroupVersionSpec) -> dict[str, Any]:
     paths = {}
-    for path, item in spec.operations(f"#/components/schemas/{spec.schema_name}").items():
+    for path, item in spec.operations("#/components/schemas/").items():
         get = dict(item["get"])
         get.pop("produces")
         get["parameters"] = [
@@ -141,22 +197,16 @@ def openapi_v3_document(spec: GroupVersionSpec) -> dict[str, Any]:
             }
             for p in get["parameters"]
         ]
+        ref = item["get"]["responses"]["200"]["schema"]
         get["responses"] = {
-            "200": {
-                "description": "OK",
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{spec.schema_name}"}
-                    }
-                },
-            }
+            "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
         }
         paths[path] = {"get": get}
     return {
         "openapi": "3.0.0",
         "info": {"title": TITLE, "version": VERSION},
         "paths": paths,
-        "components": {"schemas": {spec.schema_name: spec.schema}},
+        "components": {"schemas": spec.named_schemas()},
     }
 
 

@@ -91,6 +91,7 @@ def _prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
         client_cert_file=args.prometheus_client_tls_cert_file,
         client_key_file=args.prometheus_client_tls_key_file,
         timeout=args.prometheus_timeout,
+        max_get_url_length=args.prometheus_max_get_url_length,
     )
 
 
@@ -224,7 +225,11 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         metrics=metrics,
         custom=(
             CustomMetricsProvider(
-                lambda: relister.registry, prometheus, backend.objects, backend.mapper
+                lambda: relister.registry,
+                prometheus,
+                backend.objects,
+                backend.mapper,
+                max_matcher_length=args.prometheus_max_matcher_length,
             )
             if compiled.rules
             else None

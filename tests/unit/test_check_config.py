@@ -1,0 +1,149 @@
+"""check-config's live flags and the text rendering of a live report (no Prometheus)."""
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapter.check_config import _parser, check_config_main, render_text
+from adapter.options import build_parser
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+LIVE: dict[str, Any] = {
+    "prometheus": "http://prom:9090",
+    "maxAge": "10m0s",
+    "queries": [{"seriesQuery": "x", "series": 2, "error": None}],
+    "rules": [
+        {
+            "path": "rules[0]",
+            "seriesQuery": '{namespace!=""}',
+            "series": {
+                "count": 2,
+                "names": 2,
+                "examples": [{"name": "a_total", "labels": ["job", "namespace"]}],
+            },
+            "filters": {
+                "kept": {"count": 1, "examples": ["a_total"]},
+                "dropped": {"count": 1, "examples": [{"series": "b", "filter": "is _total$"}]},
+            },
+            "metrics": [
+                {
+                    "name": "a",
+                    "series": "a_total",
+                    "resources": [
+                        {"resource": "jobs.batch", "namespaced": True},
+                        {"resource": "namespaces", "namespaced": False},
+                    ],
+                }
+            ],
+            "surprising": [
+                {"resource": "jobs.batch", "label": "job", "count": 1, "metrics": ["a"]}
+            ],
+        }
+    ],
+    "externalRules": [
+        {"path": "externalRules[0]", "seriesQuery": "q{", "error": "bad_data: parse error"}
+    ],
+    "advertised": {"custom": ["jobs.batch/a", "namespaces/a"], "external": []},
+    "collisions": [
+        {
+            "api": "custom",
+            "metric": "namespaces/a",
+            "producers": [
+                {"rule": "rules[0]", "series": "a_total"},
+                {"rule": "rules[1]", "series": "c_total"},
+            ],
+            "winner": {"rule": "rules[1]", "series": "c_total"},
+            "between": "rules",
+        }
+    ],
+    "warnings": ["externalRules[0]: Prometheus rejected the seriesQuery: bad_data"],
+    "explain": {
+        "path": "/apis/custom.metrics.k8s.io/v1beta2/namespaces/n/pods/p/a",
+        "rule": None,
+        "objects": [],
+        "queries": [{"promql": "sum(a)", "error": "timeout: deadline"}],
+        "status": 500,
+        "log": ["unable to fetch metrics from prometheus"],
+        "hints": ["close metric names: namespaces/a"],
+        "response": {"kind": "Status", "code": 500},
+    },
+}
+
+
+def test_live_text_rendering() -> None:
+    report = {
+        "file": "c.yaml",
+        "valid": True,
+        "rules": [{}],
+        "externalRules": [{}],
+        "resourceRules": None,
+        "warnings": [],
+        "live": LIVE,
+    }
+    out = render_text(report)
+    assert out.startswith("c.yaml: OK: 1 rules, 1 externalRules, no resourceRules\n")
+    assert "live: http://prom:9090, series of the last 10m0s" in out
+    assert "series       2 series, 2 names: a_total{job,namespace}" in out
+    assert "dropped      b  by is _total$" in out
+    assert "metric       a on jobs.batch, namespaces (cluster-scoped) from a_total" in out
+    assert "surprising   jobs.batch via label 'job'" in out
+    assert "error        bad_data: parse error" in out
+    assert (
+        "collision: custom namespaces/a defined by rules[0] (a_total), rules[1] (c_total); "
+        "rules[1] (c_total) wins" in out
+    )
+    assert "rule         (none: no rule defines this metric)" in out
+    assert "result       error: timeout: deadline" in out
+    assert "hint         close metric names: namespaces/a" in out
+    assert '      "code": 500' in out
+
+
+def test_live_flags_share_the_servers_defaults() -> None:
+    ours = vars(_parser().parse_args(["f.yaml"]))
+    server = vars(build_parser().parse_args([]))
+    for dest in (
+        "prometheus_verb",
+        "prometheus_header",
+        "prometheus_token_file",
+        "prometheus_ca_file",
+        "prometheus_client_tls_cert_file",
+        "prometheus_client_tls_key_file",
+        "prometheus_timeout",
+        "metrics_max_age",
+        "metrics_relist_interval",
+    ):
+        assert ours[dest] == server[dest], dest
+    assert ours["prometheus_url"] is None  # offline unless given
+    args = _parser().parse_args(
+        ["f", "--prometheus-timeout=2s", "--prometheus-header", "A=1", "--prometheus-header=B=2"]
+    )
+    assert args.prometheus_timeout == 2.0
+    assert args.prometheus_header == ["A=1", "B=2"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--explain", "pods/x"], "--explain needs --prometheus-url"),
+        (["--prometheus-url", "http://x", "--explain", "pods/"], "expected RESOURCE/METRIC"),
+    ],
+)
+def test_explain_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        check_config_main([str(CONFIG_DIR / "demo.yaml"), *argv], stdout=io.StringIO())
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_prometheus_url_exits_2() -> None:
+    err = io.StringIO()
+    code = check_config_main(
+        [str(CONFIG_DIR / "demo.yaml"), "--prometheus-url", "ftp://x"], io.StringIO(), err
+    )
+    assert code == 2
+    assert "invalid Prometheus URL" in err.getvalue()
