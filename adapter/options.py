@@ -132,6 +132,8 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("disable-http2", "bool", False, "Disable HTTP/2 support (this adapter serves HTTP/1.1 only, so HTTP/2 is always off)", _SERVE, C),
     _flag("no-cluster", "bool", False, "Run without a Kubernetes cluster, for local use and demos: the objects of `*` requests are those Prometheus has series for, resources come from a built-in table, and there is NO authentication or authorization, so the server binds to 127.0.0.1 unless --bind-address is given. Not in the Go adapter.", "Adapter"),
     _flag("prometheus-timeout", "duration", 10.0, "Timeout of one request to Prometheus; also sent as the query's timeout parameter. Not in the Go adapter (which has no timeout).", _PROM),
+    _flag("prometheus-max-get-url-length", "int", 8192, "With --prometheus-verb=GET, a request to Prometheus whose URL would be longer than this many bytes is sent as POST instead, as proxies and Prometheus-compatible servers reject long URLs (414). 0 never switches. Not in the Go adapter.", _PROM),
+    _flag("prometheus-max-matcher-length", "int", 4096, "Longest object matcher (the quoted regex alternation of object names, pod=~\"a|b|...\") in one query; a request over more objects is sent as several queries whose per-object results are merged. Applies to metricsQuery templates that aggregate by (<<.GroupBy>>); others are sent as one query. 0 never splits. Not in the Go adapter.", _PROM),
     _flag("shutdown-delay-duration", "duration", 0.0, "Time to delay the termination: after SIGTERM, /readyz fails at once while requests are still served normally for this long, so that load balancers and the aggregator stop sending first. Not in the Go adapter (kube-apiserver's flag).", _SERVE),
     _flag("self-signed-cert-sans", "stringSlice", [], "Extra DNS names or IPs for the self-signed serving certificate generated in --cert-dir (besides localhost and 127.0.0.1), e.g. adapter.monitoring.svc. Not in the Go adapter.", _SERVE),
     # custom-metrics-apiserver AdapterBase.
@@ -261,6 +263,9 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
         )
     if not args.no_cluster and args.client_qps > 0 and args.client_burst < 1:
         errors.append("--client-burst must be at least 1 when --client-qps is set")
+    for flag in ("prometheus-max-get-url-length", "prometheus-max-matcher-length"):
+        if getattr(args, flag.replace("-", "_")) < 0:
+            errors.append(f"--{flag} must not be negative")
     if args.metrics_relist_interval <= 0:
         errors.append("--metrics-relist-interval must be positive")
     return errors

@@ -9,6 +9,12 @@ Differences from Go, all deliberate: requests are bounded by `PrometheusConfig.t
 (Go has no client timeout, so a hung Prometheus stalls it), the bearer token file is re-read
 when it changes, errors say which URL and status they came from, and configuration errors
 are raised by the constructor (Go's startup failures) as `PrometheusConfigError`.
+
+Automatic POST (not in the Go adapter): with `verb="GET"`, a request whose encoded URL would
+exceed `PrometheusConfig.max_get_url_length` bytes (default 8192) is sent as POST with a form
+body instead, so a `pods/*` query over thousands of pods never meets a 414 "URI Too Long"
+(Go adapter issue #668, crane #907). The first such switch is logged at info level; the
+request observer sees the method actually used ("POST").
 """
 
 import logging
@@ -111,6 +117,7 @@ class PrometheusClient:
         "_config",
         "_endpoints",
         "_observer",
+        "_post_logged",
         "_proxy",
         "_proxy_headers",
         "_secrets",
@@ -135,6 +142,8 @@ class PrometheusClient:
             )
         if config.max_connections < 0:
             raise PrometheusConfigError("the Prometheus connection pool size must not be negative")
+        if config.max_get_url_length < 0:
+            raise PrometheusConfigError("the maximum GET URL length must not be negative")
         try:
             base = URL(config.url)
         except (ValueError, TypeError) as err:
@@ -194,6 +203,7 @@ class PrometheusClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._post_logged = False
 
     async def query(self, query: str, time: float | None = None) -> QueryResult:
         """Instant query at `time` (Unix seconds; Prometheus' "now" when None)."""
@@ -267,7 +277,7 @@ class PrometheusClient:
             )
         return self._session
 
-    def _headers(self) -> CIMultiDict[str]:
+    def _headers(self, method: str) -> CIMultiDict[str]:
         headers = CIMultiDict(self._static_headers)
         if self._auth_header is not None:
             headers["Authorization"] = self._auth_header
@@ -275,7 +285,7 @@ class PrometheusClient:
             token = self._token.current()
             if token:
                 headers["Authorization"] = f"Bearer {token}"
-        if self._config.verb == "POST":
+        if method == "POST":
             headers["Content-Type"] = _FORM  # Go uses Header.Set: replaces a user's value
         return headers
 
@@ -295,7 +305,18 @@ class PrometheusClient:
         method = self._config.verb
         url = self._endpoints[endpoint]
         encoded = _encode(params)
-        headers = self._headers()
+        limit = self._config.max_get_url_length
+        # len(url) + "?" + encoded: the URL is ASCII once encoded, so characters are bytes.
+        if method == "GET" and limit and len(url) + 1 + len(encoded) > limit:
+            method = "POST"
+            if not self._post_logged:
+                self._post_logged = True
+                _log.info(
+                    "sending Prometheus requests whose URL would exceed %d bytes as POST "
+                    "(--prometheus-max-get-url-length)",
+                    limit,
+                )
+        headers = self._headers(method)
         if method == "GET":
             target = URL(f"{url}?{encoded}" if encoded else url, encoded=True)
             body = None

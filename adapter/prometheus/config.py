@@ -34,6 +34,10 @@ class PrometheusConfig:
     - `timeout`: seconds for one request (connect, send, read); also sent to Prometheus as
       the `timeout` parameter of `/api/v1/query`.
     - `max_connections`: connection pool size.
+    - `max_get_url_length`: with `verb="GET"`, a request whose full encoded URL would be
+      longer than this many bytes is sent as POST (form body) instead, because proxies and
+      Prometheus-compatible servers reject long request lines (414, VictoriaMetrics' query
+      length limit). 0 never switches (the Go adapter's behaviour). Not in the Go adapter.
     """
 
     url: str = "https://localhost"
@@ -45,6 +49,7 @@ class PrometheusConfig:
     client_key_file: str = ""
     timeout: float = 10.0
     max_connections: int = 100
+    max_get_url_length: int = 8192
 
 
 # RFC 7230 token characters: what Go's textproto accepts in a header name.

@@ -5,9 +5,17 @@ normalised through the REST mapper and looked up in the registry; the rule rende
 Prometheus answers an instant vector whose samples are matched to objects by the resource's
 label. Status codes and messages are the Go adapter's: an unknown metric, or a query the rule
 cannot build, is a 404; a Prometheus failure is a 500 "unable to fetch metrics".
+
+Not in the Go adapter: a `*` request whose object matcher would exceed `max_matcher_length`
+(`--prometheus-max-matcher-length`) is sent as several queries over chunks of the names, run
+4 at a time at one evaluation time, and merged by the object label. This equals the single
+query for templates that aggregate per object (`sum(...) by (<<.GroupBy>>)`); a template
+with no `by (...)` naming the object label is sent whole instead (see `_chunked_queries`).
 """
 
+import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,15 +25,31 @@ from adapter.discovery.registry import CustomMetricInfo, MetricRegistry, SeriesI
 from adapter.errors import InternalError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, RESTMapper
 from adapter.naming.errors import NamingError
-from adapter.prometheus.client import PrometheusError
+from adapter.prometheus.client import PrometheusError, QueryResult
 from adapter.promql.label_selector import Selector, SelectorError, to_label_selector
 from adapter.promql.quantity import decimal_si_quantity
+from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
 from adapter.providers.querier import MetricQuerier
 
 __all__ = ["CustomMetricsProvider", "MetricValue", "ObjectReference"]
 
 log = logging.getLogger(__name__)
+
+# How many chunk queries of one request run at once: enough to hide latency, few enough not
+# to flood Prometheus with one HPA request.
+_CHUNK_CONCURRENCY = 4
+# `by (a, b)` or `by(a,b)`, either side of the aggregation's argument; PromQL keywords are
+# case-insensitive.
+_GROUP_BY = re.compile(r"\bby\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def _groups_by(query: str, label: str) -> bool:
+    """Whether `query` has a `by (...)` clause naming `label`."""
+    return any(
+        label in (part.strip() for part in match.group(1).split(","))
+        for match in _GROUP_BY.finditer(query)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +85,18 @@ class CustomMetricsProvider:
         objects: ObjectLister,
         mapper: RESTMapper,
         clock: Callable[[], float] = time.time,
+        *,
+        max_matcher_length: int = 0,
     ) -> None:
+        """`max_matcher_length`: longest object matcher value (quoted alternation of names)
+        of one query before a `*` request is split into several queries; 0 never splits."""
         self._registry = registry
         self._prometheus = prometheus
         self._objects = objects
         self._mapper = mapper
         self._clock = clock
+        self._max_matcher_length = max_matcher_length
+        self._unsplittable_warned: set[str] = set()
 
     def list_all_metrics(self) -> list[CustomMetricInfo]:
         return sorted(self._registry().custom, key=lambda i: (str(i.group_resource), i.metric))
@@ -107,31 +137,101 @@ class CustomMetricsProvider:
         metric: str,
         metric_selector: Selector,
     ) -> dict[str, float]:
-        """Run the rule's query for `names`; returns value by object name (last sample wins)."""
+        """Run the rule's query for `names`; returns value by object name (last sample wins).
+
+        Names whose object matcher would exceed `max_matcher_length` are queried in chunks
+        (see `_chunked_queries`); the values are merged, the first value of an object kept.
+        """
         rule = series.rule
         try:
-            query = rule.query.build(
-                series.series_name, resource, namespace, names, metric_selector
-            )
             label = rule.converter.label_for_resource(resource)
+            queries = self._chunked_queries(series, resource, namespace, names, metric_selector)
         except NamingError as exc:
             # The Go registry logs this and answers "not found".
             log.error("unable to construct query for metric %s/%s: %s", resource, metric, exc)
             raise metric_not_found(request_resource, metric) from None
-        try:
-            result = await self._prometheus.query(query)
-        except PrometheusError as exc:
-            log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
-            raise InternalError("unable to fetch metrics") from None
-        if result.result_type != "vector":
-            log.error("unexpected result type %s for query %s", result.result_type, query)
-            raise InternalError("unable to fetch metrics")
+        # Every chunk is evaluated at the same instant, as one query would be.
+        at = self._clock() if len(queries) > 1 else None
+        results = await self._run_queries(queries, at)
         values: dict[str, float] = {}
-        for sample in result.samples:
-            name = sample.labels.get(label)
-            if name:
-                values[name] = sample.value
+        for query, result in zip(queries, results, strict=True):
+            if result.result_type != "vector":
+                log.error("unexpected result type %s for query %s", result.result_type, query)
+                raise InternalError("unable to fetch metrics")
+            chunk_values: dict[str, float] = {}
+            for sample in result.samples:
+                name = sample.labels.get(label)
+                if name:
+                    chunk_values[name] = sample.value
+            for name, value in chunk_values.items():
+                values.setdefault(name, value)
         return values
+
+    def _chunked_queries(
+        self,
+        series: SeriesInfo,
+        resource: GroupResource,
+        namespace: str,
+        names: Sequence[str],
+        metric_selector: Selector,
+    ) -> list[str]:
+        """The query, or one query per chunk of names when the object matcher is too long.
+
+        Each chunk's query is the rule's template rendered for that chunk, so splitting gives
+        the same per-object values only when the template aggregates per object
+        (`sum(...) by (<<.GroupBy>>)`). A rendered query without a `by (...)` naming the
+        object label (a `count(...)` over every object, say) is not split: it goes as one
+        query (sent as POST when long), with a warning once per rule.
+        """
+        rule = series.rule
+        build = rule.query.build
+        chunks = chunk_names(names, self._max_matcher_length)
+        if len(chunks) <= 1:
+            return [build(series.series_name, resource, namespace, names, metric_selector)]
+        queries = [
+            build(series.series_name, resource, namespace, chunk, metric_selector)
+            for chunk in chunks
+        ]
+        label = rule.converter.label_for_resource(resource)
+        if _groups_by(queries[0], label):
+            return queries
+        source = rule.query.template.source
+        if source not in self._unsplittable_warned:
+            self._unsplittable_warned.add(source)
+            log.warning(
+                "sending one query for %d %s instead of %d chunks: metricsQuery %r does not "
+                "aggregate by (%s), so per-chunk results could differ from the whole",
+                len(names),
+                resource,
+                len(chunks),
+                source,
+                label,
+            )
+        return [build(series.series_name, resource, namespace, names, metric_selector)]
+
+    async def _run_queries(self, queries: Sequence[str], at: float | None) -> list[QueryResult]:
+        """Run `queries` at most `_CHUNK_CONCURRENCY` at a time; the first failure cancels the
+        rest and is an InternalError, as for a single query."""
+        limit = asyncio.Semaphore(_CHUNK_CONCURRENCY)
+
+        async def run(query: str) -> QueryResult:
+            async with limit:
+                try:
+                    return await self._prometheus.query(query, at)
+                except PrometheusError as exc:
+                    log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
+                    raise InternalError("unable to fetch metrics") from None
+
+        if len(queries) == 1:
+            return [await run(queries[0])]
+        tasks = [asyncio.ensure_future(run(query)) for query in queries]
+        try:
+            return await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Collects the cancelled (or also failed) siblings, so none goes unretrieved.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _value(
         self,

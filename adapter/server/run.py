@@ -48,13 +48,22 @@ from adapter.kube.config import KubeConfigError, load_config
 from adapter.kube.discovery_mapper import DiscoveryRESTMapper
 from adapter.kube.object_cache import KubernetesObjectLister
 from adapter.kube.rest_mapper import BUILTIN_RESOURCES, RESTMapper, StaticRESTMapper
-from adapter.naming.rules import CompiledConfig, load_rules
+from adapter.naming.rules import CompiledConfig, ResourceMetricRules, load_rules
 from adapter.prometheus.client import PrometheusClient, PrometheusConfig, parse_header_flags
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import ObjectLister, PrometheusObjectLister
+from adapter.providers.resource import (
+    ClusterResourceObjects,
+    PrometheusResourceObjects,
+    ResourceMetricsProvider,
+    ResourceObjects,
+)
 from adapter.server.app import ServerState, build_app
 from adapter.server.metrics import AdapterMetrics
+from adapter.server.reload import ConfigReloader, ConfigReloadMetrics
+from adapter.server.resource_api import RESOURCE_GROUP
+from adapter.server.responses import CUSTOM_GROUP, EXTERNAL_GROUP
 from adapter.server.tls import ServingCertConfig, ServingTLS, TLSConfigError
 
 __all__ = ["serve"]
@@ -76,6 +85,10 @@ class Backend:
     mapper: RESTMapper
     objects: ObjectLister
     compiled: CompiledConfig
+    # Loads the config file again, validated as at start-up (for reloads).
+    load: Callable[[], CompiledConfig]
+    # Running pods and nodes for metrics.k8s.io, given the resource rules.
+    resource_objects: Callable[[ResourceMetricRules], ResourceObjects]
     middlewares: list[Middleware] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -109,6 +122,10 @@ def _no_cluster_backend(
         mapper=StaticRESTMapper(BUILTIN_RESOURCES),
         objects=PrometheusObjectLister(prometheus, args.metrics_max_age),
         compiled=compiled,
+        load=lambda: load_rules(args.config),
+        resource_objects=lambda rules: PrometheusResourceObjects.from_rules(
+            rules, prometheus, lookback=args.metrics_max_age
+        ),
     )
 
 
@@ -167,10 +184,21 @@ async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend
                 denied_ttl=args.authorization_webhook_cache_unauthorized_ttl,
             ),
         )
+
+        def cluster_resource_objects(rules: ResourceMetricRules) -> ResourceObjects:
+            resource_objects = ClusterResourceObjects.for_cluster(lister)
+            resource_objects.start()
+            closers.append(resource_objects.close)
+            return resource_objects
+
         return Backend(
             mapper=mapper,
             objects=objects,
             compiled=compiled,
+            load=lambda: load_rules(
+                args.config, mapper=mapper, require_known_resources=mapper.synced.is_set()
+            ),
+            resource_objects=cluster_resource_objects,
             middlewares=[
                 authentication_middleware(
                     authenticator, request_header_config=lambda: loader.current.request_header
@@ -221,26 +249,51 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         max_age=args.metrics_max_age,
         observer=metrics.observe_relist,
     )
+    current = [compiled]  # the config in use; a reload replaces it
+
+    def served_groups() -> frozenset[str]:
+        config = current[0]
+        groups = {
+            CUSTOM_GROUP: bool(config.rules),
+            EXTERNAL_GROUP: bool(config.external_rules),
+            RESOURCE_GROUP: config.resource_rules is not None,
+        }
+        return frozenset(group for group, served in groups.items() if served)
+
+    # Providers exist for every API so that a reload can start serving one; which are served
+    # follows the config in use. metrics.k8s.io needs resourceRules at start-up.
+    resource = None
+    if compiled.resource_rules is not None:
+        resource = ResourceMetricsProvider(
+            compiled.resource_rules, prometheus, backend.resource_objects(compiled.resource_rules)
+        )
     state = ServerState(
         metrics=metrics,
-        custom=(
-            CustomMetricsProvider(
-                lambda: relister.registry,
-                prometheus,
-                backend.objects,
-                backend.mapper,
-                max_matcher_length=args.prometheus_max_matcher_length,
-            )
-            if compiled.rules
-            else None
+        custom=CustomMetricsProvider(
+            lambda: relister.registry,
+            prometheus,
+            backend.objects,
+            backend.mapper,
+            max_matcher_length=args.prometheus_max_matcher_length,
         ),
-        external=(
-            ExternalMetricsProvider(lambda: relister.registry, prometheus)
-            if compiled.external_rules
-            else None
-        ),
+        external=ExternalMetricsProvider(lambda: relister.registry, prometheus),
+        resource=resource,
+        served_groups=served_groups,
         discovery_ready=relister.ready.is_set,
         extra_middlewares=backend.middlewares,
+    )
+
+    async def apply(new: CompiledConfig) -> None:
+        current[0] = new
+        relister.update_rules(new.rules, new.external_rules)
+        if resource is not None and new.resource_rules is not None:
+            resource.rules = new.resource_rules
+        elif new.resource_rules is not None:
+            log.warning("resourceRules were added: metrics.k8s.io is served after a restart")
+        await relister.relist_once()
+
+    reloader = ConfigReloader(
+        args.config, backend.load, apply, ConfigReloadMetrics(metrics.registry)
     )
     runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
@@ -257,14 +310,14 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    jobs = [relister.run, tls.watch, *backend.background]
+    loop.add_signal_handler(signal.SIGHUP, reloader.request_reload)
+    jobs = [relister.run, tls.watch, reloader.watch, *backend.background]
     tasks = [asyncio.create_task(job()) for job in jobs]
     try:
         await site.start()
         log.info(
             "serving %s on https://%s:%d (%s)",
-            ", ".join(g for g, p in (("custom", state.custom), ("external", state.external)) if p)
-            or "no metrics APIs",
+            ", ".join(sorted(served_groups())) or "no metrics APIs",
             host,
             args.secure_port,
             tls.certificate_info().get("subject", ""),

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import orjson
 import pytest
@@ -786,3 +787,67 @@ async def test_closed_client_refuses_requests(fake: StartFake) -> None:
     await client.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         await client.query("up")
+
+
+# --- automatic POST for long GET requests -----------------------------------------
+
+
+def _long_query(pods: int) -> str:
+    names = "|".join(f"pod-{i}" for i in range(pods))
+    return f'sum(irate(http_requests_total{{namespace="ns-0",pod=~"{names}"}}[1m])) by (pod)'
+
+
+async def test_long_get_is_sent_as_post(fake: StartFake, caplog: pytest.LogCaptureFixture) -> None:
+    methods: list[str] = []
+
+    def observer(
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None:
+        methods.append(method)
+
+    fp = await fake()
+    config = PrometheusConfig(url=fp.url(), max_get_url_length=1000)
+    caplog.set_level("INFO", logger="adapter.prometheus.client")
+    async with PrometheusClient(config, observer=observer) as client:
+        await client.query("up")
+        await client.query(_long_query(200), 1.5)
+        await client.query(_long_query(300))
+        with pytest.raises(PrometheusError, match="from POST"):  # the fake answers a vector
+            await client.series([_long_query(200)])
+    assert [s.method for s in fp.seen] == ["GET", "POST", "POST", "POST"]
+    assert methods == ["GET", "POST", "POST", "POST"]
+    long_post = fp.seen[1]
+    assert long_post.query_string == ""
+    assert long_post.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert URL(f"/?{long_post.body.decode()}").query["query"] == _long_query(200)
+    assert "Content-Type" not in fp.seen[0].headers
+    switches = [r for r in caplog.records if "as POST" in r.getMessage()]
+    assert len(switches) == 1 and switches[0].levelname == "INFO"  # once per client
+
+
+async def test_get_url_length_boundary(fake: StartFake) -> None:
+    fp = await fake()
+    query = _long_query(50)
+    url_length = len(fp.url("/api/v1/query")) + 1 + len(f"query={quote_plus(query)}&timeout=10s")
+    for limit, method in ((url_length, "GET"), (url_length - 1, "POST"), (0, "GET")):
+        async with client_for(fp, max_get_url_length=limit) as client:
+            await client.query(query)
+        assert fp.seen[-1].method == method, limit
+    assert len(fp.url("/api/v1/query") + "?" + fp.seen[0].query_string) == url_length
+
+
+async def test_configured_post_unchanged_by_url_limit(fake: StartFake) -> None:
+    fp = await fake()
+    async with client_for(fp, verb="POST", max_get_url_length=10) as client:
+        await client.query("up")
+    assert fp.seen[0].method == "POST"
+
+
+def test_negative_max_get_url_length_is_rejected() -> None:
+    with pytest.raises(PrometheusConfigError, match="GET URL length"):
+        PrometheusClient(PrometheusConfig(max_get_url_length=-1))
