@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness.adapter import AdapterProcess
 from harness.exporter import demo_dataset, running_exporter
-from harness.kubectl import kubectl_get_raw, write_kubeconfig
+from harness.kubectl import kubectl, kubectl_get_raw, write_kubeconfig
 from harness.packages import ensure_kubectl, ensure_prometheus
 from harness.prometheus import PrometheusProcess
 
@@ -75,6 +75,10 @@ async def run() -> int:
                     f"{CUSTOM}/namespaces/demo/pods/*/http_requests_per_second", kubeconfig
                 )
                 await show(f"{EXTERNAL}/namespaces/default/queue_depth", kubeconfig)
+                say("$ kubectl top pod -n demo   (metrics.k8s.io, from the demo's resourceRules)")
+                code, out, err = await kubectl("top", "pod", "-n", "demo", kubeconfig=kubeconfig)
+                say(out.rstrip() if code == 0 else err.rstrip())
+                say()
                 say("== served values against the exporter's rates:")
                 items = pods["items"]  # type: ignore[index]
                 served = {i["describedObject"]["name"]: i["value"] for i in items}

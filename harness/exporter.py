@@ -283,7 +283,7 @@ def demo_dataset() -> Dataset:
             memory_bytes=float((100 + 50 * index) * MiB),
             containers=(
                 ContainerSpec(
-                    "web", cpu_cores=0.1 * 2**index, memory_bytes=(64 + 32 * index) * MiB
+                    "web", cpu_cores=0.125 * 2**index, memory_bytes=(64 + 32 * index) * MiB
                 ),
             ),
         )

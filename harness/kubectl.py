@@ -16,7 +16,7 @@ import yaml
 
 from harness.packages import ensure_kubectl
 
-__all__ = ["CONTEXT", "kubectl_get_raw", "write_kubeconfig"]
+__all__ = ["CONTEXT", "kubectl", "kubectl_get_raw", "write_kubeconfig"]
 
 CONTEXT = "adapter"
 # Variables that would make kubectl read another config or credentials than ours.
@@ -65,7 +65,12 @@ def write_kubeconfig(
 async def kubectl_get_raw(
     path: str, *, kubeconfig: Path, timeout: float = 30
 ) -> tuple[int, str, str]:
-    """Run ``kubectl get --raw PATH``; return (exit code, stdout, stderr).
+    """Run ``kubectl get --raw PATH``; return (exit code, stdout, stderr)."""
+    return await kubectl("get", "--raw", path, kubeconfig=kubeconfig, timeout=timeout)
+
+
+async def kubectl(*args: str, kubeconfig: Path, timeout: float = 30) -> tuple[int, str, str]:
+    """Run ``kubectl ARGS...``; return (exit code, stdout, stderr).
 
     kubectl gets a fresh HOME and cache directory each call, so no discovery cache is shared
     between tests. On timeout the process is killed and TimeoutError raised.
@@ -77,9 +82,7 @@ async def kubectl_get_raw(
         env.update(HOME=home, KUBECACHEDIR=cache)
         process = await asyncio.create_subprocess_exec(
             binary,
-            "get",
-            "--raw",
-            path,
+            *args,
             f"--kubeconfig={kubeconfig}",
             f"--cache-dir={cache}",
             # A backstop should we die before killing it; our own timeout comes first.

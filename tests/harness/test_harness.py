@@ -458,9 +458,9 @@ async def test_prometheus_resource_series(scraped: Scraped) -> None:
         "pod",
     )
     assert {pod: round(value, 9) for pod, value in cpu.items()} == {
-        "web-0": 0.1,
-        "web-1": 0.2,
-        "web-2": 0.4,
+        "web-0": 0.125,
+        "web-1": 0.25,
+        "web-2": 0.5,
     }
     nodes = by_label(
         await prometheus.query(

@@ -21,7 +21,9 @@ from tests.integration.conftest import DEMO_CONFIG, wait_for_rates
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-POD_METRIC = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/pods/web-1/http_requests_per_second"
+POD_METRIC = (
+    "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/pods/web-1/http_requests_per_second"
+)
 
 
 def write_atomically(path: Path, config: dict[str, Any]) -> None:
@@ -66,7 +68,9 @@ async def test_reload_under_load(prometheus: PrometheusProcess, tmp_path: Path) 
                 return set()
             return {r["name"] for r in (await response.json())["resources"]}
 
-    async def discoverable(session: aiohttp.ClientSession, path: str, name: str, timeout: float) -> float:
+    async def discoverable(
+        session: aiohttp.ClientSession, path: str, name: str, timeout: float
+    ) -> float:
         started = time.monotonic()
         while name not in await resources(session, path):
             assert time.monotonic() - started < timeout, f"{name} not in {path} after {timeout}s"
@@ -96,7 +100,9 @@ async def test_reload_under_load(prometheus: PrometheusProcess, tmp_path: Path) 
             adapter.process.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 5
             metrics_text = ""
-            while 'prometheus_adapter_config_reloads_total{result="failure"} 1.0' not in metrics_text:
+            while (
+                'prometheus_adapter_config_reloads_total{result="failure"} 1.0' not in metrics_text
+            ):
                 assert time.monotonic() < deadline, metrics_text
                 async with session.get(adapter.url + "/metrics") as response:
                     metrics_text = await response.text()

@@ -40,6 +40,7 @@ async def test_discovery_lists_the_metrics(stack: Stack, version: str) -> None:
     assert [g["name"] for g in groups["groups"]] == [
         "custom.metrics.k8s.io",
         "external.metrics.k8s.io",
+        "metrics.k8s.io",
     ]
 
 
