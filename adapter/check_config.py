@@ -25,8 +25,7 @@ from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, NoR
 from adapter.naming.errors import NamingError
 from adapter.naming.resource_converter import ResourceConverter
 from adapter.naming.rules import CompiledConfig, MetricRule, ResourceQuery, load_rules
-from adapter.options import FLAGS
-from adapter.prometheus.client import PrometheusConfig, parse_header_flags
+from adapter.options import FLAGS, prometheus_config
 from adapter.prometheus.config import PrometheusConfigError
 from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
 from adapter.promql.label_selector import EVERYTHING
@@ -386,6 +385,7 @@ _LIVE_FLAGS = (
     "prometheus-client-tls-cert-file",
     "prometheus-client-tls-key-file",
     "prometheus-timeout",
+    "prometheus-max-get-url-length",
     "metrics-max-age",
     "metrics-relist-interval",
 )
@@ -474,19 +474,6 @@ def _explain_request(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     )
 
 
-def _prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
-    return PrometheusConfig(
-        url=args.prometheus_url,
-        verb=args.prometheus_verb,
-        headers=parse_header_flags(args.prometheus_header),
-        token_file=args.prometheus_token_file,
-        ca_file=args.prometheus_ca_file,
-        client_cert_file=args.prometheus_client_tls_cert_file,
-        client_key_file=args.prometheus_client_tls_key_file,
-        timeout=args.prometheus_timeout,
-    )
-
-
 def _add_live(
     args: argparse.Namespace,
     parser: argparse.ArgumentParser,
@@ -504,7 +491,7 @@ def _add_live(
         lives = asyncio.run(
             run_live(
                 [compiled for _, compiled in valid],
-                _prometheus_config(args),
+                prometheus_config(args),
                 LiveOptions(max_age=max_age, explain=explain),
             )
         )

@@ -28,7 +28,7 @@ from adapter.discovery.registry import (
     SeriesShape,
     build_registry,
 )
-from adapter.errors import APIError, BadRequestError
+from adapter.errors import APIError
 from adapter.kube.rest_mapper import (
     BUILTIN_RESOURCES,
     NAMESPACES,
@@ -45,10 +45,10 @@ from adapter.prometheus.client import PrometheusClient, PrometheusConfig, Promet
 from adapter.prometheus.results import QueryResult
 from adapter.prometheus.transport import display_url
 from adapter.promql.duration import format_go_duration
-from adapter.promql.label_selector import EVERYTHING, Selector, SelectorError, parse_selector
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import PrometheusObjectLister
+from adapter.server.metrics_api import parse_selector_param
 from adapter.server.responses import custom_metric_list, external_metric_list
 
 __all__ = [
@@ -430,15 +430,6 @@ def _captured_provider_logs() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
-def _selector(text: str, param: str) -> Selector:
-    if not text:
-        return EVERYTHING
-    try:
-        return parse_selector(text)
-    except SelectorError as exc:
-        raise BadRequestError(f"invalid {param} {text!r}: {exc}") from None
-
-
 def _api_path(req: ExplainRequest, resource: GroupResource, metric: str) -> str:
     query = {"labelSelector": req.selector, "metricLabelSelector": req.metric_selector}
     params = urlencode({k: v for k, v in query.items() if v})
@@ -566,13 +557,13 @@ async def _serve(
     options: LiveOptions,
 ) -> dict[str, Any]:
     """What the server's handler does with the request; raises APIError like it."""
-    selector = _selector(req.selector, "labelSelector")
+    selector = parse_selector_param(req.selector, "labelSelector")
     if req.external:
         external = ExternalMetricsProvider(lambda: registry, recording)
         return external_metric_list(
             await external.get_external_metric(req.namespace, metric, selector)
         )
-    metric_selector = _selector(req.metric_selector, "metricLabelSelector")
+    metric_selector = parse_selector_param(req.metric_selector, "metricLabelSelector")
     objects = PrometheusObjectLister(recording, options.max_age, clock=options.clock)
     provider = CustomMetricsProvider(
         lambda: registry, recording, objects, StaticRESTMapper(BUILTIN_RESOURCES), options.clock

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from adapter.prometheus.config import PrometheusConfig, parse_header_flags
 from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
 
-__all__ = ["FLAGS", "FlagSpec", "Support", "build_parser", "parse_flags", "validate_flags"]
+__all__ = [
+    "FLAGS",
+    "FlagSpec",
+    "Support",
+    "build_parser",
+    "parse_flags",
+    "prometheus_config",
+    "validate_flags",
+]
 
 
 class Support(Enum):
@@ -243,6 +252,21 @@ def build_parser(prog: str = "prometheus-adapter") -> argparse.ArgumentParser:
                 metavar=metavar, help=help_text,
             )  # fmt: skip
     return parser
+
+
+def prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
+    """The Prometheus connection the flags describe (the server's and check-config's)."""
+    return PrometheusConfig(
+        url=args.prometheus_url,
+        verb=args.prometheus_verb,
+        headers=parse_header_flags(args.prometheus_header),
+        token_file=args.prometheus_token_file,
+        ca_file=args.prometheus_ca_file,
+        client_cert_file=args.prometheus_client_tls_cert_file,
+        client_key_file=args.prometheus_client_tls_key_file,
+        timeout=args.prometheus_timeout,
+        max_get_url_length=args.prometheus_max_get_url_length,
+    )
 
 
 def validate_flags(args: argparse.Namespace) -> list[str]:

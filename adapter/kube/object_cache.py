@@ -19,6 +19,7 @@ from adapter.kube.api import KubeAPI, KubeAPIError
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, ResourceInfo, RESTMapper
 from adapter.promql.label_selector import Selector
 from adapter.providers.objects import ObjectListError
+from adapter.tasks import cancel_and_wait
 
 __all__ = ["METADATA_LIST_ACCEPT", "Informer", "KubernetesObjectLister", "collection_path"]
 
@@ -172,9 +173,5 @@ class KubernetesObjectLister:
         return [ObjectMeta.from_object(item).name for item in body.get("items") or ()]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()

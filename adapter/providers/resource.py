@@ -32,6 +32,7 @@ from adapter.prometheus.client import PrometheusError, Sample
 from adapter.promql.label_selector import EVERYTHING, Selector
 from adapter.promql.quantity import binary_si_quantity, decimal_si_quantity
 from adapter.providers.querier import MetricQuerier
+from adapter.tasks import cancel_and_wait
 
 __all__ = [
     "EVERY_FIELD",
@@ -243,11 +244,7 @@ class ClusterResourceObjects:
             ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _synced(self, informer: Informer) -> Informer:

@@ -19,14 +19,24 @@ from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.server.responses import custom_metric_list, external_metric_list, json_response
 
-__all__ = ["CUSTOM_VERSIONS", "EXTERNAL_VERSIONS", "custom_handler", "external_handler"]
+__all__ = [
+    "CUSTOM_VERSIONS",
+    "EXTERNAL_VERSIONS",
+    "custom_handler",
+    "external_handler",
+    "parse_selector_param",
+]
 
 CUSTOM_VERSIONS = ("v1beta2", "v1beta1")
 EXTERNAL_VERSIONS = ("v1beta1",)
 
 
 def _selector(request: web.Request, param: str) -> Selector:
-    text = request.query.get(param, "")
+    return parse_selector_param(request.query.get(param, ""), param)
+
+
+def parse_selector_param(text: str, param: str) -> Selector:
+    """A selector query parameter; a bad one is a 400, as in the Go adapter."""
     if not text:
         return EVERYTHING
     try:

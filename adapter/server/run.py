@@ -49,7 +49,8 @@ from adapter.kube.discovery_mapper import DiscoveryRESTMapper
 from adapter.kube.object_cache import KubernetesObjectLister
 from adapter.kube.rest_mapper import BUILTIN_RESOURCES, RESTMapper, StaticRESTMapper
 from adapter.naming.rules import CompiledConfig, ResourceMetricRules, load_rules
-from adapter.prometheus.client import PrometheusClient, PrometheusConfig, parse_header_flags
+from adapter.options import prometheus_config
+from adapter.prometheus.client import PrometheusClient
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import ObjectLister, PrometheusObjectLister
@@ -65,6 +66,7 @@ from adapter.server.reload import ConfigReloader, ConfigReloadMetrics
 from adapter.server.resource_api import RESOURCE_GROUP
 from adapter.server.responses import CUSTOM_GROUP, EXTERNAL_GROUP
 from adapter.server.tls import ServingCertConfig, ServingTLS, TLSConfigError
+from adapter.tasks import cancel_and_wait
 
 __all__ = ["serve"]
 
@@ -92,20 +94,6 @@ class Backend:
     middlewares: list[Middleware] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-
-def _prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
-    return PrometheusConfig(
-        url=args.prometheus_url,
-        verb=args.prometheus_verb,
-        headers=parse_header_flags(args.prometheus_header),
-        token_file=args.prometheus_token_file,
-        ca_file=args.prometheus_ca_file,
-        client_cert_file=args.prometheus_client_tls_cert_file,
-        client_key_file=args.prometheus_client_tls_key_file,
-        timeout=args.prometheus_timeout,
-        max_get_url_length=args.prometheus_max_get_url_length,
-    )
 
 
 def _bind_address(args: argparse.Namespace, argv: Sequence[str]) -> str:
@@ -230,7 +218,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         )
     )
     prometheus = PrometheusClient(
-        _prometheus_config(args), observer=metrics.observe_prometheus_request
+        prometheus_config(args), observer=metrics.observe_prometheus_request
     )
     try:
         if args.no_cluster:
@@ -332,11 +320,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
             await asyncio.sleep(args.shutdown_delay_duration)
         log.info("shutting down: closing the listener, finishing in-flight requests")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         await runner.cleanup()
         await prometheus.close()
         for close in backend.closers:
