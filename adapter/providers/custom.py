@@ -233,15 +233,16 @@ class CustomMetricsProvider:
             # Collects the cancelled (or also failed) siblings, so none goes unretrieved.
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _value(
+    def _values(
         self,
         resource: GroupResource,
         namespace: str,
-        name: str,
+        names: Sequence[str],
         metric: str,
-        value: float,
+        values: dict[str, float],
         metric_selector: Selector,
-    ) -> MetricValue:
+    ) -> list[MetricValue]:
+        """One MetricValue per name that has a value, in `names` order."""
         selector = None
         if not metric_selector.empty():
             try:
@@ -249,13 +250,18 @@ class CustomMetricsProvider:
             except SelectorError as exc:
                 # As in Go: a `!=` requirement cannot be echoed back, and fails the request.
                 raise UnknownError(str(exc)) from None
-        return MetricValue(
-            described_object=self._reference(resource, namespace, name),
-            metric=metric,
-            timestamp=self._clock(),
-            value=decimal_si_quantity(value),
-            selector=selector,
-        )
+        now = self._clock()
+        return [
+            MetricValue(
+                described_object=self._reference(resource, namespace, name),
+                metric=metric,
+                timestamp=now,
+                value=decimal_si_quantity(values[name]),
+                selector=selector,
+            )
+            for name in names
+            if name in values
+        ]
 
     async def get_metric_by_name(
         self,
@@ -271,7 +277,7 @@ class CustomMetricsProvider:
         )
         if name not in values:
             raise metric_not_found(resource, metric, name)
-        return self._value(normalised, namespace, name, metric, values[name], metric_selector)
+        return self._values(normalised, namespace, [name], metric, values, metric_selector)[0]
 
     async def get_metric_by_selector(
         self,
@@ -293,8 +299,4 @@ class CustomMetricsProvider:
         values = await self._query(
             normalised, resource, namespace, names, series, metric, metric_selector
         )
-        return [
-            self._value(normalised, namespace, name, metric, values[name], metric_selector)
-            for name in names
-            if name in values
-        ]
+        return self._values(normalised, namespace, names, metric, values, metric_selector)
