@@ -416,6 +416,8 @@ def _add_live_flags(parser: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", default=list(spec.default))
         elif spec.kind == "duration":
             kwargs.update(type=_duration, metavar="duration")
+        elif spec.kind in ("int", "float"):
+            kwargs.update(type=int if spec.kind == "int" else float, metavar=spec.kind)
         group.add_argument(f"--{name}", help=help_text.replace("%", "%%"), **kwargs)
 
 

@@ -246,7 +246,8 @@ class _Compiler:
                 self.warnings.add(
                     path,
                     f"no label maps to namespaces, so every request for metrics on namespaced "
-                    f"resources ({', '.join(namespaced)}) fails with 'unable to fetch metrics'; "
+                    f"resources ({', '.join(namespaced)}) answers 'the server could not find "
+                    "the metric' (404), as in the Go adapter; "
                     "add an override for the namespace label",
                 )
             return

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from adapter import check_config
 from adapter.check_config import _parser, check_config_main, render_text
 from adapter.options import build_parser
 
@@ -147,3 +148,10 @@ def test_bad_prometheus_url_exits_2() -> None:
     )
     assert code == 2
     assert "invalid Prometheus URL" in err.getvalue()
+
+
+def test_numeric_prometheus_flags_are_parsed_as_numbers() -> None:
+    args = check_config._parser().parse_args(
+        ["--prometheus-max-get-url-length=100", "config/demo.yaml"]
+    )
+    assert args.prometheus_max_get_url_length == 100
