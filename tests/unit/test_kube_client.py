@@ -2,8 +2,6 @@
 
 import asyncio
 import base64
-import datetime
-import ipaddress
 import logging
 import os
 import socket
@@ -21,10 +19,6 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pytest_aiohttp import AiohttpServer
 
 from adapter.kube.api import KubeAPI, KubeAPIError
@@ -37,6 +31,7 @@ from adapter.kube.config import (
     load_in_cluster,
     load_kubeconfig,
 )
+from harness.pki import CertificateAuthority
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,79 +48,22 @@ class Pki:
     dir: Path
 
 
-def _issue(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer or (name, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    )
-    if ca:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-        builder = builder.add_extension(usage, critical=True)
-    elif server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.DNSName("kubernetes.default.svc"),
-                ]
-            ),
-            critical=False,
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A throwaway CA, a server cert for 127.0.0.1 and a client cert (EC keys: fast)."""
     out = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _issue("test-ca", ca_key, None, ca=True)
-    issuer = (ca_cert.subject, ca_key)
-    sk = ec.generate_private_key(ec.SECP256R1())
-    ck = ec.generate_private_key(ec.SECP256R1())
-    (out / "server.crt").write_bytes(
-        _issue("s", sk, issuer, server=True).public_bytes(serialization.Encoding.PEM)
+    ca = CertificateAuthority("test-ca")
+    server_cert, server_key = ca.issue_server(("127.0.0.1", "kubernetes.default.svc")).write(
+        out, "server"
     )
-    (out / "server.key").write_bytes(_pem_key(sk))
-    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
-    (out / "ca.crt").write_bytes(ca_pem)
+    client = ca.issue_client("c")
+    (out / "ca.crt").write_bytes(ca.cert_pem)
     return Pki(
-        ca=ca_pem,
-        server_cert=out / "server.crt",
-        server_key=out / "server.key",
-        client_cert=_issue("c", ck, issuer).public_bytes(serialization.Encoding.PEM),
-        client_key=_pem_key(ck),
+        ca=ca.cert_pem,
+        server_cert=server_cert,
+        server_key=server_key,
+        client_cert=client.cert_pem,
+        client_key=client.key_pem,
         dir=out,
     )
 

@@ -1,8 +1,6 @@
 """PrometheusClient against small fake Prometheus servers on 127.0.0.1 (no client mocking)."""
 
 import asyncio
-import datetime
-import ipaddress
 import math
 import os
 import socket
@@ -17,10 +15,6 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from multidict import CIMultiDictProxy
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
@@ -37,6 +31,7 @@ from adapter.prometheus.client import (
 from adapter.prometheus.config import canonical_header_key
 from adapter.prometheus.results import format_time
 from adapter.prometheus.transport import env_proxy, join_url_path
+from harness.pki import CertificateAuthority
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -616,81 +611,14 @@ class Pki:
     client_key: Path
 
 
-def _issue(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer or (name, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    )
-    if ca:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-        builder = builder.add_extension(usage, critical=True)
-    elif server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A throwaway CA, a server cert for 127.0.0.1 and a client cert (EC keys: fast)."""
     out = tmp_path_factory.mktemp("pki")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _issue("test-ca", ca_key, None, ca=True)
-    issuer = (ca_cert.subject, ca_key)
-    files: dict[str, Path] = {}
-    for label, key, cert in [
-        ("ca", ca_key, ca_cert),
-        (
-            "server",
-            (sk := ec.generate_private_key(ec.SECP256R1())),
-            _issue("s", sk, issuer, server=True),
-        ),
-        ("client", (ck := ec.generate_private_key(ec.SECP256R1())), _issue("c", ck, issuer)),
-    ]:
-        files[f"{label}.crt"] = out / f"{label}.crt"
-        files[f"{label}.crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        files[f"{label}.key"] = out / f"{label}.key"
-        files[f"{label}.key"].write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    return Pki(
-        files["ca.crt"],
-        files["server.crt"],
-        files["server.key"],
-        files["client.crt"],
-        files["client.key"],
-    )
+    ca = CertificateAuthority("test-ca")
+    server_cert, server_key = ca.issue_server(("127.0.0.1",)).write(out, "server")
+    client_cert, client_key = ca.issue_client("c").write(out, "client")
+    return Pki(ca.write(out, "ca"), server_cert, server_key, client_cert, client_key)
 
 
 def _server_tls(pki: Pki, *, require_client_cert: bool = False) -> ssl.SSLContext:
