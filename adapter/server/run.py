@@ -237,16 +237,20 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         max_age=args.metrics_max_age,
         observer=metrics.observe_relist,
     )
-    current = [compiled]  # the config in use; a reload replaces it
-
-    def served_groups() -> frozenset[str]:
-        config = current[0]
+    def groups_of(config: CompiledConfig) -> frozenset[str]:
         groups = {
             CUSTOM_GROUP: bool(config.rules),
             EXTERNAL_GROUP: bool(config.external_rules),
             RESOURCE_GROUP: config.resource_rules is not None,
         }
         return frozenset(group for group, served in groups.items() if served)
+
+    # The API groups the config in use serves: computed when a config is loaded, read on
+    # every request.
+    served = [groups_of(compiled)]
+
+    def served_groups() -> frozenset[str]:
+        return served[0]
 
     # Providers exist for every API so that a reload can start serving one; which are served
     # follows the config in use. metrics.k8s.io needs resourceRules at start-up.
@@ -272,7 +276,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     )
 
     async def apply(new: CompiledConfig) -> None:
-        current[0] = new
+        served[0] = groups_of(new)
         relister.update_rules(new.rules, new.external_rules)
         if resource is not None and new.resource_rules is not None:
             resource.rules = new.resource_rules
