@@ -54,7 +54,6 @@ class Relister:
     clock: Callable[[], float] = time.time
     registry: MetricRegistry = field(default_factory=MetricRegistry)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    last_result: RelistResult | None = None
     _shapes: dict[str, frozenset[SeriesShape]] = field(default_factory=dict)
 
     @property
@@ -97,7 +96,6 @@ class Relister:
                 self._shapes[query] = result
         self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
         outcome = RelistResult(time.perf_counter() - began, failures, self.registry)
-        self.last_result = outcome
         if len(failures) < len(queries) or not queries:
             self.ready.set()
         if self.observer is not None:
