@@ -237,6 +237,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         max_age=args.metrics_max_age,
         observer=metrics.observe_relist,
     )
+
     def groups_of(config: CompiledConfig) -> frozenset[str]:
         groups = {
             CUSTOM_GROUP: bool(config.rules),
