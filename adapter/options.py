@@ -8,6 +8,7 @@ says whether it works yet (`Support`), and the help text says so.
 
 import argparse
 import csv
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -144,6 +145,8 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("prometheus-max-get-url-length", "int", 8192, "With --prometheus-verb=GET, a request to Prometheus whose URL would be longer than this many bytes is sent as POST instead, as proxies and Prometheus-compatible servers reject long URLs (414). 0 never switches. Not in the Go adapter.", _PROM),
     _flag("prometheus-max-matcher-length", "int", 4096, "Longest object matcher (the quoted regex alternation of object names, pod=~\"a|b|...\") in one query; a request over more objects is sent as several queries whose per-object results are merged. Applies to metricsQuery templates that aggregate by (<<.GroupBy>>); others are sent as one query. 0 never splits. Not in the Go adapter.", _PROM),
     _flag("shutdown-delay-duration", "duration", 0.0, "Time to delay the termination: after SIGTERM, /readyz fails at once while requests are still served normally for this long, so that load balancers and the aggregator stop sending first. Not in the Go adapter (kube-apiserver's flag).", _SERVE),
+    _flag("event-loop", "string", "auto", 'The asyncio event loop: "uvloop" (faster TLS and sockets; install the uvloop extra), "asyncio" (the standard library\'s), or "auto" (uvloop when installed). Not in the Go adapter.', _SERVE),
+    _flag("namespace-query-ttl", "duration", 0.0, "Opt-in shared queries: when positive, a request for a metric on objects of a namespace (pods/* or a named pod, for rules whose metricsQuery aggregates per object) is answered from one Prometheus query over the whole namespace, kept this long and filtered per request, so Prometheus load grows with distinct metrics and namespaces instead of with HPAs. Keep it well under the HPA sync period (15s), e.g. 5s. 0 (the default) queries per request, as the Go adapter. Not in the Go adapter.", _PROM),
     _flag("self-signed-cert-sans", "stringSlice", [], "Extra DNS names or IPs for the self-signed serving certificate generated in --cert-dir (besides localhost and 127.0.0.1), e.g. adapter.monitoring.svc. Not in the Go adapter.", _SERVE),
     # custom-metrics-apiserver AdapterBase.
     _flag("lister-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to list any described objects", _KUBE),
@@ -292,6 +295,14 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
             errors.append(f"--{flag} must not be negative")
     if args.metrics_relist_interval <= 0:
         errors.append("--metrics-relist-interval must be positive")
+    if args.event_loop not in ("auto", "asyncio", "uvloop"):
+        errors.append(
+            f'--event-loop must be "auto", "asyncio" or "uvloop", not "{args.event_loop}"'
+        )
+    elif args.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        errors.append("--event-loop=uvloop: the uvloop package is not installed")
+    if args.namespace_query_ttl < 0:
+        errors.append("--namespace-query-ttl must not be negative")
     return errors
 
 

@@ -17,9 +17,7 @@ from adapter.auth.certificates import (
     CertificateRejected,
     ClientCertVerifier,
     certificate_identifier,
-    common_name,
     credential_id,
-    organizations,
 )
 from adapter.auth.credentials import AuthenticationFailed, Authenticator, AuthRequest
 from adapter.auth.token_review import TokenReviewAuthenticator
@@ -102,6 +100,11 @@ class RequestHeaderAuthenticator:
 
     def __init__(self, config: Callable[[], RequestHeaderConfig | None]) -> None:
         self._config = config
+        self._verifier = ClientCertVerifier(self._ca_certs)
+
+    def _ca_certs(self) -> Sequence[x509.Certificate]:
+        config = self._config()
+        return config.ca_certs if config is not None else ()
 
     async def authenticate(self, request: AuthRequest) -> UserInfo | None:
         if request.peer_certificate is None:
@@ -109,13 +112,12 @@ class RequestHeaderAuthenticator:
         config = self._config()
         if config is None or not config.ca_certs:
             return None  # no CA loaded yet: no opinion, as upstream
-        ca_certs = config.ca_certs
         try:
-            verified = ClientCertVerifier(lambda: ca_certs).verify(request.peer_certificate)
+            verified = self._verifier.verify(request.peer_certificate)
         except CertificateRejected as exc:
             raise AuthenticationFailed(exc.reason) from None
         if config.allowed_names:
-            cn = common_name(verified.certificate)
+            cn = verified.common_name
             if cn not in config.allowed_names:
                 raise AuthenticationFailed(f"x509: subject with cn={cn} is not in the allowed list")
         name = _first_value(request, config.username_headers)
@@ -145,14 +147,12 @@ class ClientCertAuthenticator:
             raise AuthenticationFailed(
                 f"verifying certificate {ident} failed: {exc.reason}"
             ) from None
-        cert = verified.certificate
-        name = common_name(cert)
-        if not name:
+        if not verified.common_name:
             return None
         return UserInfo(
-            name=name,
-            groups=organizations(cert),
-            extra={CREDENTIAL_ID_KEY: (credential_id(cert),)},
+            name=verified.common_name,
+            groups=verified.organizations,
+            extra={CREDENTIAL_ID_KEY: (credential_id(verified.certificate),)},
         )
 
 

@@ -14,8 +14,9 @@ Limitation: Python 3.11 exposes only the leaf certificate of the peer, so the le
 import contextlib
 import datetime
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -43,10 +44,28 @@ class CertificateRejected(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VerifiedCertificate:
-    """A leaf certificate and the configured CA that issued it."""
+    """A leaf certificate and the configured CA that issued it, with the subject names the
+    authenticators read (parsed once, not per request)."""
 
     certificate: x509.Certificate
     issuer: x509.Certificate
+    common_name: str = field(init=False)
+    organizations: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "common_name", common_name(self.certificate))
+        object.__setattr__(self, "organizations", tuple(organizations(self.certificate)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A cached successful verification: valid while the CAs are the same and the time is
+    inside both certificates' validity periods."""
+
+    cas: tuple[x509.Certificate, ...]
+    result: VerifiedCertificate
+    not_before: datetime.datetime
+    not_after: datetime.datetime
 
 
 def _attributes(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> list[str]:
@@ -133,7 +152,14 @@ class ClientCertVerifier:
     """Checks that a client certificate was issued directly by one of the current CAs, is valid
     now and may be used for client authentication (Go: `KeyUsages: [ClientAuth]`).
 
-    `ca_bundles` is called on every verification so that CA rotation takes effect at once."""
+    `ca_bundles` is called on every verification so that CA rotation takes effect at once.
+    Successful verifications are remembered by the certificate's DER bytes: the aggregator
+    presents the same front-proxy certificate on every request, and checking a signature
+    costs more than the rest of a request. An entry is used only while the CAs are unchanged
+    and the time is inside both certificates' validity periods, so the outcome is the same
+    as verifying again. Failures are not cached."""
+
+    CACHE_SIZE = 64  # distinct client certificates; a cluster has a handful
 
     def __init__(
         self,
@@ -143,21 +169,46 @@ class ClientCertVerifier:
     ) -> None:
         self._ca_bundles = ca_bundles
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
 
     def has_cas(self) -> bool:
         return bool(self._ca_bundles())
 
     def verify(self, der: bytes) -> VerifiedCertificate:
         """Verify the peer certificate `der`; raises CertificateRejected."""
+        cas = tuple(self._ca_bundles())
+        cached = self._verified.get(der)
+        if (
+            cached is not None
+            and cached.cas == cas
+            and cached.not_before <= self._clock() <= cached.not_after
+        ):
+            return cached.result
         try:
             leaf = x509.load_der_x509_certificate(der)
         except ValueError as exc:
             raise CertificateRejected(f"x509: malformed certificate: {exc}") from None
-        return self.verify_certificate(leaf)
+        result = self._verify(leaf, cas)
+        issuer = result.issuer
+        self._verified[der] = _Verified(
+            cas,
+            result,
+            max(leaf.not_valid_before_utc, issuer.not_valid_before_utc),
+            min(leaf.not_valid_after_utc, issuer.not_valid_after_utc),
+        )
+        self._verified.move_to_end(der)
+        while len(self._verified) > self.CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return result
 
     def verify_certificate(self, leaf: x509.Certificate) -> VerifiedCertificate:
+        return self._verify(leaf, self._ca_bundles())
+
+    def _verify(
+        self, leaf: x509.Certificate, cas: Sequence[x509.Certificate]
+    ) -> VerifiedCertificate:
         now = self._clock()
-        issuers = [ca for ca in self._ca_bundles() if _issued_by(leaf, ca)]
+        issuers = [ca for ca in cas if _issued_by(leaf, ca)]
         if not issuers:
             raise CertificateRejected("x509: certificate signed by unknown authority")
         _check_validity(leaf, now)

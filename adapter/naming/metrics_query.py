@@ -132,11 +132,14 @@ class MetricsQuery:
         series: str,
         resource: GroupResource,
         namespace: str,
-        names: Sequence[str],
+        names: Sequence[str] | None,
         metric_selector: Selector,
         extra_group_by: Sequence[str] = (),
     ) -> QueryArgs:
-        """Template data for a custom-metrics (or resource-metrics) request (Go `Build`)."""
+        """Template data for a custom-metrics (or resource-metrics) request (Go `Build`).
+
+        `names=None` (not in Go) asks for every object: the object matcher becomes
+        `<label>!=""`, for the shared namespace-wide queries of `--namespace-query-ttl`."""
         matchers = _Matchers()
         matchers.add_selector(metric_selector)
         if namespace:
@@ -144,9 +147,12 @@ class MetricsQuery:
                 self.converter.label_for_resource(NAMESPACES), Operator.EQUALS, (namespace,)
             )
         resource_label = self.converter.label_for_resource(resource)
-        # Object names are joined without regex escaping, exactly as the Go adapter does.
-        target = "|".join(names)
-        op = "=~" if len(names) > 1 else "="
+        if names is None:
+            target, op = "", "!="
+        else:
+            # Object names are joined without regex escaping, exactly as the Go adapter does.
+            target = "|".join(names)
+            op = "=~" if len(names) > 1 else "="
         matchers.exprs.append(label_matcher(resource_label, op, target))
         matchers.values_by_name[resource_label] = target
         group_by = (resource_label, *extra_group_by)
@@ -201,7 +207,7 @@ class MetricsQuery:
         series: str,
         resource: GroupResource,
         namespace: str,
-        names: Sequence[str],
+        names: Sequence[str] | None,
         metric_selector: Selector,
         extra_group_by: Sequence[str] = (),
     ) -> str:

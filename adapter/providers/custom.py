@@ -6,7 +6,10 @@ Prometheus answers an instant vector whose samples are matched to objects by the
 label. Status codes and messages are the Go adapter's: an unknown metric, or a query the rule
 cannot build, is a 404; a Prometheus failure is a 500 "unable to fetch metrics".
 
-Not in the Go adapter: a `*` request whose object matcher would exceed `max_matcher_length`
+Not in the Go adapter: with `namespace_query_ttl` (`--namespace-query-ttl`), a request on
+objects of a namespace is answered from a shared namespace-wide query when the rule's query
+is per object (see `adapter.providers.shared_queries`). A `*` request whose object matcher
+would exceed `max_matcher_length`
 (`--prometheus-max-matcher-length`) is sent as several queries over chunks of the names, run
 4 at a time at one evaluation time, and merged by the object label. This equals the single
 query for templates that aggregate per object (`sum(...) by (<<.GroupBy>>)`); a template
@@ -27,10 +30,12 @@ from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, RESTMa
 from adapter.naming.errors import NamingError
 from adapter.prometheus.client import PrometheusError, QueryResult
 from adapter.promql.label_selector import Selector, SelectorError, to_label_selector
+from adapter.promql.per_object import shared_query_problem
 from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
 from adapter.providers.querier import MetricQuerier
+from adapter.providers.shared_queries import NamespaceQueries
 
 __all__ = ["CustomMetricsProvider", "MetricValue", "ObjectReference"]
 
@@ -87,9 +92,12 @@ class CustomMetricsProvider:
         clock: Callable[[], float] = time.time,
         *,
         max_matcher_length: int = 0,
+        namespace_query_ttl: float = 0.0,
     ) -> None:
         """`max_matcher_length`: longest object matcher value (quoted alternation of names)
-        of one query before a `*` request is split into several queries; 0 never splits."""
+        of one query before a `*` request is split into several queries; 0 never splits.
+        `namespace_query_ttl`: when positive, how long a shared namespace-wide result is
+        used; 0 queries per request."""
         self._registry = registry
         self._prometheus = prometheus
         self._objects = objects
@@ -97,6 +105,11 @@ class CustomMetricsProvider:
         self._clock = clock
         self._max_matcher_length = max_matcher_length
         self._unsplittable_warned: set[str] = set()
+        self._shared = (
+            NamespaceQueries(prometheus, namespace_query_ttl) if namespace_query_ttl > 0 else None
+        )
+        # (template source, object label) -> why it cannot be shared, or None if it can
+        self._shared_problems: dict[tuple[str, str], str | None] = {}
 
     def list_all_metrics(self) -> list[CustomMetricInfo]:
         return sorted(self._registry().custom, key=lambda i: (str(i.group_resource), i.metric))
@@ -145,11 +158,17 @@ class CustomMetricsProvider:
         rule = series.rule
         try:
             label = rule.converter.label_for_resource(resource)
-            queries = self._chunked_queries(series, resource, namespace, names, metric_selector)
+            shared = self._shared_query(series, resource, namespace, label, metric_selector)
+            if shared is None:
+                queries = self._chunked_queries(series, resource, namespace, names, metric_selector)
         except NamingError as exc:
             # The Go registry logs this and answers "not found".
             log.error("unable to construct query for metric %s/%s: %s", resource, metric, exc)
             raise metric_not_found(request_resource, metric) from None
+        if shared is not None:
+            assert self._shared is not None
+            everything = await self._shared.values(shared, label)
+            return {name: everything[name] for name in names if name in everything}
         # Every chunk is evaluated at the same instant, as one query would be.
         at = self._clock() if len(queries) > 1 else None
         results = await self._run_queries(queries, at)
@@ -166,6 +185,41 @@ class CustomMetricsProvider:
             for name, value in chunk_values.items():
                 values.setdefault(name, value)
         return values
+
+    def _shared_query(
+        self,
+        series: SeriesInfo,
+        resource: GroupResource,
+        namespace: str,
+        label: str,
+        metric_selector: Selector,
+    ) -> str | None:
+        """The namespace-wide query for this request, or None when it is to be queried on
+        its own (the mode is off, the request is not namespaced, or the rule's query is not
+        per object: then a warning says why, once per rule and label)."""
+        if self._shared is None or not namespace:
+            return None
+        query = series.rule.query.build(
+            series.series_name, resource, namespace, None, metric_selector
+        )
+        source = series.rule.query.template.source
+        key = (source, label)
+        if key not in self._shared_problems:
+            problem = (
+                "it uses .LabelValuesByName"
+                if "LabelValuesByName" in source
+                else shared_query_problem(query, f'{label}!=""', label)
+            )
+            self._shared_problems[key] = problem
+            if problem is not None:
+                log.warning(
+                    "%s: querying per request, not namespace-wide (--namespace-query-ttl), "
+                    "for metrics on %s: %s",
+                    series.rule.path,
+                    resource,
+                    problem,
+                )
+        return query if self._shared_problems[key] is None else None
 
     def _chunked_queries(
         self,

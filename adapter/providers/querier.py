@@ -1,11 +1,47 @@
-"""What the providers need of a Prometheus client: instant queries."""
+"""What the providers need of a Prometheus client (instant queries), and request sharing.
 
+`SingleFlightQuerier` sends identical concurrent queries once: many HPAs (or one HPA's
+retries) asking for the same metric of the same objects at the same moment cost Prometheus
+one evaluation. A query joins only one that is still in flight, so every answer is as fresh
+as the request that asked for it.
+"""
+
+import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from adapter.prometheus.client import QueryResult
 
-__all__ = ["MetricQuerier"]
+__all__ = ["MetricQuerier", "SingleFlightQuerier"]
 
 
 class MetricQuerier(Protocol):
     async def query(self, query: str, time: float | None = None) -> QueryResult: ...
+
+
+class SingleFlightQuerier:
+    """A MetricQuerier that shares one in-flight request among identical `(query, time)`
+    calls. Errors reach every caller. A caller that is cancelled does not cancel the shared
+    request (the others still wait for it); the Prometheus timeout bounds it."""
+
+    def __init__(self, querier: MetricQuerier, on_shared: Callable[[], None] | None = None) -> None:
+        self._querier = querier
+        self._on_shared = on_shared
+        self._in_flight: dict[tuple[str, float | None], asyncio.Task[QueryResult]] = {}
+
+    async def query(self, query: str, time: float | None = None) -> QueryResult:
+        key = (query, time)
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._querier.query(query, time))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        elif self._on_shared is not None:
+            self._on_shared()
+        return await asyncio.shield(task)
+
+    def _finished(self, key: tuple[str, float | None], task: asyncio.Task[QueryResult]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a failure nobody awaited is not reported

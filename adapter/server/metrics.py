@@ -44,6 +44,11 @@ class AdapterMetrics:
             ["path", "type"],
             registry=self.registry,
         )
+        self.shared_queries = Counter(
+            "prometheus_adapter_prometheus_queries_shared_total",
+            "Queries answered by joining an identical query already in flight to Prometheus.",
+            registry=self.registry,
+        )
         self.relists = Counter(
             "prometheus_adapter_relist_total",
             "Metric discovery runs, by result (success, or failure when a series query failed).",
@@ -64,6 +69,12 @@ class AdapterMetrics:
         self.last_successful_relist = Gauge(
             "prometheus_adapter_relist_last_success_timestamp_seconds",
             "Time of the last discovery run in which every series query succeeded.",
+            registry=self.registry,
+        )
+        self.event_loop_lag = Histogram(
+            "prometheus_adapter_event_loop_lag_seconds",
+            "How late a timer probe run every 20ms fired: the time the event loop was blocked.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
         self.registered_metrics = Gauge(

@@ -9,6 +9,8 @@ Any other shape is a 404. Handlers parse the request into plain values and call 
 providers never see HTTP.
 """
 
+import functools
+
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -35,12 +37,17 @@ def _selector(request: web.Request, param: str) -> Selector:
     return parse_selector_param(request.query.get(param, ""), param)
 
 
+# HPAs send the same few selectors every 15 s; a Selector is immutable, so each distinct
+# text is parsed once (bad ones are not cached: lru_cache keeps no exceptions).
+_parse_selector = functools.lru_cache(maxsize=4096)(parse_selector)
+
+
 def parse_selector_param(text: str, param: str) -> Selector:
     """A selector query parameter; a bad one is a 400, as in the Go adapter."""
     if not text:
         return EVERYTHING
     try:
-        return parse_selector(text)
+        return _parse_selector(text)
     except SelectorError as exc:
         raise BadRequestError(f"invalid {param} {text!r}: {exc}") from None
 

@@ -54,6 +54,7 @@ from adapter.prometheus.client import PrometheusClient
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import ObjectLister, PrometheusObjectLister
+from adapter.providers.querier import SingleFlightQuerier
 from adapter.providers.resource import (
     ClusterResourceObjects,
     PrometheusResourceObjects,
@@ -61,6 +62,7 @@ from adapter.providers.resource import (
     ResourceObjects,
 )
 from adapter.server.app import ServerState, build_app
+from adapter.server.loop_lag import watch_loop_lag
 from adapter.server.metrics import AdapterMetrics
 from adapter.server.reload import ConfigReloader, ConfigReloadMetrics
 from adapter.server.resource_api import RESOURCE_GROUP
@@ -253,6 +255,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     def served_groups() -> frozenset[str]:
         return served[0]
 
+    querier = SingleFlightQuerier(prometheus, metrics.shared_queries.inc)
     # Providers exist for every API so that a reload can start serving one; which are served
     # follows the config in use. metrics.k8s.io needs resourceRules at start-up.
     resource = None
@@ -264,12 +267,13 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         metrics=metrics,
         custom=CustomMetricsProvider(
             lambda: relister.registry,
-            prometheus,
+            querier,
             backend.objects,
             backend.mapper,
             max_matcher_length=args.prometheus_max_matcher_length,
+            namespace_query_ttl=args.namespace_query_ttl,
         ),
-        external=ExternalMetricsProvider(lambda: relister.registry, prometheus),
+        external=ExternalMetricsProvider(lambda: relister.registry, querier),
         resource=resource,
         served_groups=served_groups,
         discovery_ready=relister.ready.is_set,
@@ -304,7 +308,13 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reloader.request_reload)
-    jobs = [relister.run, tls.watch, reloader.watch, *backend.background]
+    jobs = [
+        relister.run,
+        tls.watch,
+        reloader.watch,
+        lambda: watch_loop_lag(metrics.event_loop_lag.observe),
+        *backend.background,
+    ]
     tasks = [asyncio.create_task(job()) for job in jobs]
     try:
         await site.start()
@@ -333,6 +343,20 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     return 0
 
 
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop for "uvloop", and for "auto" when it is installed; else asyncio's."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop  # noqa: PLC0415 - optional, imported only when chosen
+    except ImportError:
+        if choice == "uvloop":  # validate_flags has checked; only a broken install gets here
+            raise
+        return None
+    log.info("using the uvloop event loop")
+    return uvloop.new_event_loop
+
+
 def serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfig) -> int:
     if args.no_cluster:
         log.warning(
@@ -340,7 +364,8 @@ def serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfi
             "port can read every metric. Objects come from Prometheus series, not from Kubernetes."
         )
     try:
-        return asyncio.run(_serve(args, argv, compiled))
+        with asyncio.Runner(loop_factory=_loop_factory(args.event_loop)) as runner:
+            return runner.run(_serve(args, argv, compiled))
     except (TLSConfigError, KubeConfigError, AuthenticationLookupError) as exc:
         log.error("%s", exc)
         return 1

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from adapter.auth import certificates
 from adapter.auth.authenticators import (
     AuthenticatedGroupAdder,
     ClientCertAuthenticator,
@@ -526,6 +527,33 @@ def test_verifier_picks_issuer_among_bundles_and_rejects_garbage() -> None:
     assert verifier.verify(issue(CLIENT_CA, "c").der).issuer == CLIENT_CA.cert
     with pytest.raises(CertificateRejected, match="malformed"):
         verifier.verify(b"not a certificate")
+
+
+def test_verifier_remembers_a_good_certificate_only_while_the_outcome_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks: list[str] = []
+    real = certificates._issued_by
+
+    def counting(leaf: x509.Certificate, ca: x509.Certificate) -> bool:
+        checks.append("signature")
+        return real(leaf, ca)
+
+    monkeypatch.setattr(certificates, "_issued_by", counting)
+    cas = [CLIENT_CA.cert]
+    now = [NOW]
+    leaf = issue(CLIENT_CA, "c", not_after=NOW + datetime.timedelta(hours=1))
+    verifier = ClientCertVerifier(lambda: cas, clock=lambda: now[0])
+    first = verifier.verify(leaf.der)
+    assert verifier.verify(leaf.der) is first and len(checks) == 1  # cached
+    assert first.common_name == "c"
+    now[0] = NOW + datetime.timedelta(hours=2)  # the leaf has expired
+    with pytest.raises(CertificateRejected, match="expired"):
+        verifier.verify(leaf.der)
+    now[0] = NOW
+    cas[:] = [OTHER_CA.cert]  # rotated away from the issuing CA
+    with pytest.raises(CertificateRejected, match="unknown authority"):
+        verifier.verify(leaf.der)
 
 
 def test_certificate_identifier() -> None:
