@@ -70,17 +70,31 @@ class Informer:
         self.field_selector = field_selector
         self._max_backoff = max_backoff
         self.objects: dict[tuple[str, str], ObjectMeta] = {}
+        # Objects of each namespace ("" for cluster-scoped) in list order, built on first use
+        # after a change: a request reads its namespace only, not the whole cluster.
+        self._sorted: dict[str, list[ObjectMeta]] = {}
         self.resource_version = ""
         self.synced = asyncio.Event()
         self.lists = 0  # LIST calls made, for metrics and tests
 
     def names(self, namespace: str, selector: Selector) -> list[str]:
         """Matching names in the API server's list order (namespace, then name)."""
-        return [
-            meta.name
-            for key, meta in sorted(self.objects.items())
-            if (not namespace or key[0] == namespace) and selector.matches(meta.labels)
-        ]
+        metas = self._in_namespace(namespace)
+        if selector.empty():
+            return [meta.name for meta in metas]
+        return [meta.name for meta in metas if selector.matches(meta.labels)]
+
+    def _in_namespace(self, namespace: str) -> list[ObjectMeta]:
+        """Objects of `namespace` (of every namespace when ""), sorted by (namespace, name)."""
+        metas = self._sorted.get(namespace)
+        if metas is None:
+            keys = sorted(k for k in self.objects if not namespace or k[0] == namespace)
+            metas = self._sorted[namespace] = [self.objects[k] for k in keys]
+        return metas
+
+    def _changed(self, namespace: str) -> None:
+        self._sorted.pop(namespace, None)
+        self._sorted.pop("", None)
 
     async def _list(self) -> None:
         params = {"fieldSelector": self.field_selector} if self.field_selector else None
@@ -88,6 +102,7 @@ class Informer:
         self.lists += 1
         objects = [ObjectMeta.from_object(item) for item in body.get("items") or ()]
         self.objects = {(m.namespace, m.name): m for m in objects}
+        self._sorted.clear()
         self.resource_version = (body.get("metadata") or {}).get("resourceVersion", "")
         self.synced.set()
 
@@ -109,9 +124,11 @@ class Informer:
             if kind in ("ADDED", "MODIFIED"):
                 meta = ObjectMeta.from_object(obj)
                 self.objects[(meta.namespace, meta.name)] = meta
+                self._changed(meta.namespace)
             elif kind == "DELETED":
                 meta = ObjectMeta.from_object(obj)
                 self.objects.pop((meta.namespace, meta.name), None)
+                self._changed(meta.namespace)
         return True
 
     async def run(self) -> None:

@@ -8,6 +8,7 @@ overflow checks and its fallback to the `inf.Dec` path, so that the output match
 byte for byte.
 """
 
+import functools
 import math
 
 __all__ = [
@@ -85,11 +86,15 @@ def format_binary_si(milli: int) -> str:
     return f"{amount}{_BINARY_SUFFIXES.get(exponent * 10, '')}"
 
 
+# The same sample values are rendered again and again (every HPA every 15 s, pods/* lists of
+# many objects), and rendering costs ~1 µs; a cache hit ~0.1 µs.
+@functools.lru_cache(maxsize=16384)
 def decimal_si_quantity(value: float) -> str:
     """Render a sample the way the Go adapter does for custom/external metrics and CPU."""
     return format_decimal_si(milli_from_float(value))
 
 
+@functools.lru_cache(maxsize=16384)
 def binary_si_quantity(value: float) -> str:
     """Render a sample the way the Go adapter does for memory."""
     return format_binary_si(milli_from_float(value))

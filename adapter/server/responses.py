@@ -45,26 +45,34 @@ def json_response(
     return response
 
 
-def _custom_item(value: MetricValue, version: str) -> dict[str, Any]:
+def _custom_item(value: MetricValue, version: str, timestamp: str) -> dict[str, Any]:
     item: dict[str, Any] = {"describedObject": value.described_object.as_json()}
     if version == "v1beta1":
         item["metricName"] = value.metric
-        item["timestamp"] = rfc3339(value.timestamp)
+        item["timestamp"] = timestamp
         item["value"] = value.value
         item["selector"] = value.selector
     else:
         item["metric"] = {"name": value.metric, "selector": value.selector}
-        item["timestamp"] = rfc3339(value.timestamp)
+        item["timestamp"] = timestamp
         item["value"] = value.value
     return item
 
 
 def custom_metric_list(values: list[MetricValue], version: str) -> dict[str, Any]:
+    # The values of one request share their timestamp: format it once, not per object.
+    formatted: dict[float, str] = {}
+    items = []
+    for value in values:
+        timestamp = formatted.get(value.timestamp)
+        if timestamp is None:
+            timestamp = formatted[value.timestamp] = rfc3339(value.timestamp)
+        items.append(_custom_item(value, version, timestamp))
     return {
         "kind": "MetricValueList",
         "apiVersion": f"{CUSTOM_GROUP}/{version}",
         "metadata": {},
-        "items": [_custom_item(v, version) for v in values],
+        "items": items,
     }
 
 
