@@ -29,6 +29,7 @@ from adapter.options import FLAGS, prometheus_config
 from adapter.prometheus.config import PrometheusConfigError
 from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
 from adapter.promql.label_selector import EVERYTHING
+from adapter.providers.shared_queries import sharing_problem
 
 __all__ = ["check_config_main", "config_report", "render_text"]
 
@@ -109,7 +110,20 @@ def _custom_example(rule: MetricRule) -> dict[str, Any] | None:
         except NamingError as exc:
             query = f"error: {exc}"
         example[key] = {"objects": objects, "query": query}
+    if namespaced:
+        example["namespaceWide"] = _namespace_wide_example(rule, resource)
     return example
+
+
+def _namespace_wide_example(rule: MetricRule, resource: GroupResource) -> dict[str, Any]:
+    """The shared query of --namespace-query-ttl, and whether this rule may use it."""
+    try:
+        query = rule.query.build(EXAMPLE_SERIES, resource, EXAMPLE_NAMESPACE, None, EVERYTHING)
+        label = rule.converter.label_for_resource(resource)
+    except NamingError as exc:
+        return {"query": f"error: {exc}", "shared": False, "problem": str(exc)}
+    problem = sharing_problem(rule.query.template.source, query, label)
+    return {"query": query, "shared": problem is None, "problem": problem}
 
 
 def _external_example(rule: MetricRule) -> dict[str, Any]:
@@ -237,6 +251,13 @@ def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
         for key in ("one", "several"):
             objects = ",".join(example[key]["objects"])
             out.append(f"      {objects}: {example[key]['query'].strip()}")
+        wide = example.get("namespaceWide")
+        if wide is not None and wide["shared"]:
+            out.append(f"      namespace-wide (--namespace-query-ttl): {wide['query'].strip()}")
+        elif wide is not None:
+            out.append(
+                f"      namespace-wide (--namespace-query-ttl): not shared, {wide['problem']}"
+            )
     else:
         out.append(f"    example      namespace {example['namespace']}: {example['query'].strip()}")
 

@@ -29,12 +29,11 @@ from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, RESTMa
 from adapter.naming.errors import NamingError
 from adapter.prometheus.client import PrometheusError, QueryResult
 from adapter.promql.label_selector import Selector, SelectorError, to_label_selector
-from adapter.promql.per_object import shared_query_problem
 from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
 from adapter.providers.querier import MetricQuerier
-from adapter.providers.shared_queries import NamespaceQueries
+from adapter.providers.shared_queries import NamespaceQueries, sharing_problem
 
 __all__ = ["CustomMetricsProvider", "MetricValue", "ObjectReference"]
 
@@ -204,12 +203,7 @@ class CustomMetricsProvider:
         source = series.rule.query.template.source
         key = (source, label)
         if key not in self._shared_problems:
-            problem = (
-                "it uses .LabelValuesByName"
-                if "LabelValuesByName" in source
-                else shared_query_problem(query, f'{label}!=""', label)
-            )
-            self._shared_problems[key] = problem
+            problem = self._shared_problems[key] = sharing_problem(source, query, label)
             if problem is not None:
                 log.warning(
                     "%s: querying per request, not namespace-wide (--namespace-query-ttl), "

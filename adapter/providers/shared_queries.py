@@ -19,13 +19,22 @@ from collections.abc import Callable, Mapping
 
 from adapter.errors import InternalError
 from adapter.prometheus.client import PrometheusError
+from adapter.promql.per_object import shared_query_problem
 from adapter.providers.querier import MetricQuerier
 
-__all__ = ["NamespaceQueries"]
+__all__ = ["NamespaceQueries", "sharing_problem"]
 
 log = logging.getLogger(__name__)
 
 _SWEEP_SIZE = 1024  # entries before expired ones are dropped on insert
+
+
+def sharing_problem(template_source: str, namespace_query: str, label: str) -> str | None:
+    """Why a rule's namespace-wide query (`namespace_query`, rendered with `<label>!=""`)
+    cannot stand in for its per-object queries, or None when it can."""
+    if "LabelValuesByName" in template_source:
+        return "it uses .LabelValuesByName, which names the objects outside the matchers"
+    return shared_query_problem(namespace_query, f'{label}!=""', label)
 
 
 class NamespaceQueries:

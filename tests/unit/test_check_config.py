@@ -155,3 +155,27 @@ def test_numeric_prometheus_flags_are_parsed_as_numbers() -> None:
         ["--prometheus-max-get-url-length=100", "config/demo.yaml"]
     )
     assert args.prometheus_max_get_url_length == 100
+
+
+def test_reports_whether_each_rule_may_share_namespace_wide_queries(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        """
+rules:
+- seriesQuery: 'a{namespace!="",pod!=""}'
+  resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
+  metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)'
+- seriesQuery: 'b{namespace!="",pod!=""}'
+  resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
+  metricsQuery: 'topk(1, <<.Series>>{<<.LabelMatchers>>})'
+"""
+    )
+    out = io.StringIO()
+    assert check_config_main(["--config", str(config)], stdout=out) == 0
+    lines = [line for line in out.getvalue().splitlines() if "namespace-wide" in line]
+    assert lines == [
+        '      namespace-wide (--namespace-query-ttl): sum(<series>{namespace="default",pod!=""})'
+        " by (pod)",
+        "      namespace-wide (--namespace-query-ttl): not shared, it uses 'topk', which relates"
+        " series to each other",
+    ]
