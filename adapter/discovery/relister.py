@@ -5,10 +5,14 @@ As in the Go adapter, each distinct `seriesQuery` is one `/api/v1/series` call o
 after the previous one finished. Unlike the Go adapter, a failing query does not throw away
 the whole relist: it keeps its own last good series while the others are refreshed, and it is
 retried sooner (backoff from 1 s up to the interval).
+
+Each answer is streamed (`stream_series`) and folded into distinct series shapes batch by
+batch, so a relist's memory does not grow with the number of series a query matches.
 """
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,15 +21,56 @@ from typing import Protocol
 from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
 from adapter.naming.rules import MetricRule
 
-__all__ = ["RelistObserver", "RelistResult", "Relister", "SeriesLister"]
+__all__ = ["RelistObserver", "RelistResult", "Relister", "SeriesLister", "SeriesStreamer"]
 
 log = logging.getLogger(__name__)
 
 
 class SeriesLister(Protocol):
+    """All the series at once: for answers known to be small (objects of one metric)."""
+
     async def series(
         self, matches: Sequence[str], start: float | None = None, end: float | None = None
     ) -> list[dict[str, str]]: ...
+
+
+class SeriesStreamer(Protocol):
+    """The series in batches, so that discovery never holds all of a large answer (a
+    seriesQuery can match millions of series). `PrometheusClient` is one."""
+
+    async def stream_series(
+        self,
+        matches: Sequence[str],
+        start: float | None = None,
+        end: float | None = None,
+        *,
+        sink: Callable[[list[dict[str, str]]], None],
+    ) -> int: ...
+
+
+_name_of = operator.methodcaller("get", "__name__", "")
+
+
+class _ShapeFold:
+    """Folds batches of series into their distinct (name, label names) as they arrive.
+
+    Each series costs a tuple of its label names (in Prometheus' order, so series of one
+    shape give equal tuples) and a set insertion, all iterated in C; SeriesShapes are made
+    once per distinct tuple at the end."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[str, tuple[str, ...]]] = set()
+
+    def __call__(self, batch: list[dict[str, str]]) -> None:
+        self._keys.update(zip(map(_name_of, batch), map(tuple, batch), strict=True))
+
+    def shapes(self) -> frozenset[SeriesShape]:
+        return frozenset(
+            SeriesShape(name, frozenset(labels).difference(("__name__",)))
+            for name, labels in self._keys
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +90,7 @@ class RelistObserver(Protocol):
 
 @dataclass
 class Relister:
-    lister: SeriesLister
+    lister: SeriesStreamer
     custom_rules: Sequence[MetricRule]
     external_rules: Sequence[MetricRule]
     interval: float
@@ -74,8 +119,9 @@ class Relister:
         self._shapes = {q: s for q, s in self._shapes.items() if q in kept}
 
     async def _list(self, query: str, start: float) -> frozenset[SeriesShape]:
-        series = await self.lister.series([query], start=start)
-        return frozenset(SeriesShape.from_labels(labels) for labels in series)
+        fold = _ShapeFold()
+        await self.lister.stream_series([query], start=start, sink=fold)
+        return fold.shapes()
 
     async def relist_once(self) -> RelistResult:
         began = time.perf_counter()

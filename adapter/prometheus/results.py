@@ -15,8 +15,11 @@ __all__ = [
     "QueryResult",
     "ResponseProblem",
     "Sample",
+    "body_snippet",
+    "check_envelope",
     "decode_response",
     "format_time",
+    "not_json",
     "parse_label_names",
     "parse_query_data",
     "parse_series_data",
@@ -61,7 +64,7 @@ def decode_response(
     status: int, reason: str, content: bytes, content_type: str, method: str
 ) -> tuple[object, tuple[str, ...]]:
     """Check an API response like the Go client; return its `(data, warnings)`."""
-    snippet = content[:_SNIPPET].decode("utf-8", errors="replace")
+    snippet = body_snippet(content)
     if status // 100 != 2 and status not in _JSON_STATUSES:
         message = f"unknown response code {status}"
         if reason:
@@ -75,10 +78,28 @@ def decode_response(
     try:
         doc = orjson.loads(content)
     except orjson.JSONDecodeError as err:
-        kind = content_type or "no Content-Type"
-        raise ResponseProblem(
-            "bad_response", f"response body is not JSON ({err}; {kind}): {snippet!r}"
-        ) from None
+        raise not_json(str(err), content_type, snippet) from None
+    return check_envelope(doc, status, snippet)
+
+
+def body_snippet(content: bytes) -> str:
+    """The start of a body, quoted in errors about it."""
+    return content[:_SNIPPET].decode("utf-8", errors="replace")
+
+
+def not_json(detail: str, content_type: str, snippet: str) -> ResponseProblem:
+    """The error for a body that does not parse as JSON."""
+    kind = content_type or "no Content-Type"
+    return ResponseProblem(
+        "bad_response", f"response body is not JSON ({detail}; {kind}): {snippet!r}"
+    )
+
+
+def check_envelope(doc: object, status: int, snippet: str) -> tuple[object, tuple[str, ...]]:
+    """Check a parsed API envelope like the Go client; return its `(data, warnings)`.
+
+    Shared by `decode_response` and the streaming series parser, which checks the envelope
+    with its `data` array emptied."""
     if not isinstance(doc, dict):
         raise ResponseProblem(
             "bad_response", f"response body is JSON but not an object: {snippet!r}"

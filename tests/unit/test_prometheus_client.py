@@ -212,6 +212,18 @@ GO_ENCODED_QUERY = (
 )
 
 
+async def test_answers_are_asked_for_uncompressed_unless_a_header_says_otherwise(
+    fake: StartFake,
+) -> None:
+    fp = await fake()
+    async with client_for(fp) as client:
+        await client.query("up")
+    headers = parse_header_flags(["Accept-Encoding=gzip"])
+    async with client_for(fp, headers=headers) as client:
+        await client.query("up")
+    assert [seen.headers["Accept-Encoding"] for seen in fp.seen] == ["identity", "gzip"]
+
+
 async def test_get_puts_go_encoded_params_in_url(fake: StartFake) -> None:
     fp = await fake()
     async with client_for(fp, timeout=2.0) as client:
@@ -779,3 +791,307 @@ async def test_configured_post_unchanged_by_url_limit(fake: StartFake) -> None:
 def test_negative_max_get_url_length_is_rejected() -> None:
     with pytest.raises(PrometheusConfigError, match="GET URL length"):
         PrometheusClient(PrometheusConfig(max_get_url_length=-1))
+
+
+# --- streaming series -------------------------------------------------------------
+
+
+class Batches:
+    """A stream_series sink that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[dict[str, str]]] = []
+
+    def __call__(self, batch: list[dict[str, str]]) -> None:
+        self.batches.append(batch)
+
+    @property
+    def series(self) -> list[dict[str, str]]:
+        return [labels for batch in self.batches for labels in batch]
+
+
+def many_series(count: int) -> list[dict[str, str]]:
+    return [
+        {
+            "__name__": "container_cpu_usage_seconds_total",
+            "container": "app",
+            "namespace": f"ns-{index % 7}",
+            "pod": f"app-{index}",
+            "tricky": '"},{"pod":"fake"},{' if index % 3 else "é😀\\",
+        }
+        for index in range(count)
+    ]
+
+
+async def trickle(request: web.Request, body: bytes, piece: int = 1000) -> web.StreamResponse:
+    """Send `body` chunked, a piece at a time, as a slow Prometheus would."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    for start in range(0, len(body), piece):
+        await response.write(body[start : start + piece])
+    await response.write_eof()
+    return response
+
+
+@pytest.mark.parametrize("verb", ["GET", "POST"])
+async def test_stream_series_sends_the_request_series_sends(fake: StartFake, verb: str) -> None:
+    series = [{"__name__": "up", "job": "a"}, {"__name__": "http_requests_total", "pod": "p"}]
+    fp = await fake(prom_json(series))
+    headers = parse_header_flags(["X-Scope-OrgID=tenant"])
+    async with client_for(fp, verb=verb, headers=headers) as client:
+        listed = await client.series(["up", '{pod=~"a|b"}'], start=1700000000.25, end=1700000300)
+        sink = Batches()
+        count = await client.stream_series(
+            ["up", '{pod=~"a|b"}'], start=1700000000.25, end=1700000300, sink=sink
+        )
+    assert listed == sink.series == series and count == 2
+    old, new = fp.seen
+    assert (new.method, new.path, new.query_string, new.body) == (
+        old.method,
+        old.path,
+        old.query_string,
+        old.body,
+    )
+    assert list(new.headers.items()) == list(old.headers.items())
+    assert new.method == verb and new.headers["X-Scope-Orgid"] == "tenant"
+    # Uncompressed: parsing as the body streams in keeps memory flat either way, and on
+    # loopback gzip costs more CPU (Prometheus' and ours) than it saves.
+    assert new.headers["Accept-Encoding"] == "identity"
+
+
+async def test_stream_series_hands_over_batches_as_the_body_arrives(fake: StartFake) -> None:
+    series = many_series(5000)
+    body = orjson.dumps({"status": "success", "data": series, "warnings": ["w"]})
+    assert len(body) > 8 * 64 * 1024
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        return await trickle(request, body)
+
+    fp = await fake(respond)
+    sink = Batches()
+    async with client_for(fp) as client:
+        assert await client.stream_series(["up"], sink=sink) == 5000
+    assert sink.series == series
+    assert len(sink.batches) >= 8 and all(sink.batches)
+
+
+async def test_stream_series_reads_gzip_when_a_header_asks_for_it(fake: StartFake) -> None:
+    series = many_series(2000)
+
+    async def respond(request: web.Request) -> web.Response:
+        response = prom_json(series)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    fp = await fake(respond)
+    sink = Batches()
+    headers = parse_header_flags(["Accept-Encoding=gzip"])
+    async with client_for(fp, headers=headers) as client:
+        assert await client.stream_series(["up"], sink=sink) == 2000
+        assert await client.series(["up"]) == series
+    assert sink.series == series
+    assert [s.headers["Accept-Encoding"] for s in fp.seen] == ["gzip", "gzip"]
+
+
+async def test_stream_series_empty_and_not_json_content_type(fake: StartFake) -> None:
+    answers = iter(
+        [
+            prom_json([]),
+            # A body that is JSON under another Content-Type: read whole, as series() does.
+            web.Response(
+                body=orjson.dumps({"status": "success", "data": [{"a": "b"}]}),
+                content_type="text/plain",
+            ),
+        ]
+    )
+
+    async def respond(_: web.Request) -> web.Response:
+        return next(answers)
+
+    fp = await fake(respond)
+    sink = Batches()
+    async with client_for(fp) as client:
+        assert await client.stream_series(["up"], sink=sink) == 0
+        assert sink.batches == []
+        assert await client.stream_series(["up"], sink=sink) == 1
+    assert sink.batches == [[{"a": "b"}]]
+
+
+async def test_stream_series_switches_to_post_like_series(fake: StartFake) -> None:
+    methods: list[tuple[str, str, list[tuple[str, str]], int | None]] = []
+
+    def observer(
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None:
+        methods.append((endpoint, method, list(params), status))
+
+    fp = await fake(prom_json([{"__name__": "up"}]))
+    config = PrometheusConfig(url=fp.url(), max_get_url_length=1000)
+    async with PrometheusClient(config, observer=observer) as client:
+        await client.series(["up"], start=5)
+        await client.stream_series(["up"], start=5, sink=Batches())
+        await client.series([_long_query(200)], start=5)
+        await client.stream_series([_long_query(200)], start=5, sink=Batches())
+    assert [s.method for s in fp.seen] == ["GET", "GET", "POST", "POST"]
+    assert fp.seen[2].body == fp.seen[3].body
+    short = ("/api/v1/series", "GET", [("match[]", "up"), ("start", "5")], 200)
+    assert methods[0] == methods[1] == short
+    assert methods[2] == methods[3]
+    assert methods[3][:2] == ("/api/v1/series", "POST")
+
+
+JSON = "application/json"
+STREAM_ERRORS = {
+    "422": (422, b'{"status":"error","errorType":"execution","error":"too many"}', JSON),
+    "200-error": (200, b'{"status":"error","errorType":"timeout","error":"timed out"}', JSON),
+    "error-after-data": (200, b'{"data":[{"a":"b"}],"status":"error","error":"x"}', JSON),
+    "503-html": (503, b"<html>upstream down</html>", "text/html"),
+    "200-html": (200, b"<html>Sign in</html>", "text/html"),
+    "json-type-html-body": (200, b"<html>Sign in</html>", JSON),
+    "data-object": (200, b'{"status":"success","data":{"a":"b"}}', JSON),
+    "no-data": (200, b'{"status":"success"}', JSON),
+    "element-number": (200, b'{"status":"success","data":[{"a":"b"},7]}', JSON),
+    "not-an-object": (200, b'[{"a":"b"}]', JSON),
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"), list(STREAM_ERRORS.values()), ids=list(STREAM_ERRORS)
+)
+async def test_stream_series_errors_are_series_errors(
+    fake: StartFake, status: int, body: bytes, content_type: str
+) -> None:
+    errors: list[PrometheusError | None] = []
+
+    def observer(
+        endpoint: str,
+        method: str,
+        params: Sequence[tuple[str, str]],
+        status: int | None,
+        seconds: float,
+        error: PrometheusError | None,
+    ) -> None:
+        errors.append(error)
+
+    fp = await fake(web.Response(body=body, status=status, content_type=content_type))
+    async with PrometheusClient(PrometheusConfig(url=fp.url()), observer=observer) as client:
+        with pytest.raises(PrometheusError) as whole:
+            await client.series(["up"])
+        with pytest.raises(PrometheusError) as streamed:
+            await client.stream_series(["up"], sink=Batches())
+    old, new = whole.value, streamed.value
+    assert (new.error_type, new.status, new.endpoint, new.method) == (
+        old.error_type,
+        old.status,
+        "/api/v1/series",
+        "GET",
+    )
+    if status == 200 and content_type == JSON and "not JSON" in old.message:
+        # The streaming parser found it: only the description of the problem differs.
+        assert new.message.startswith("response body is not JSON (")
+        assert new.message.endswith(f"; application/json): {body.decode()!r}")
+    else:
+        assert new.message == old.message
+    assert errors == [old, new]
+
+
+async def test_stream_series_truncated_or_broken_bodies(fake: StartFake) -> None:
+    body = orjson.dumps({"status": "success", "data": many_series(3000)})
+    answers = iter(
+        [
+            body[: len(body) // 2],  # complete HTTP response, truncated JSON
+            body.replace(b'"app-2000"', b'"app-2000",'),  # a syntax error in the middle
+            body.replace(b'"app-2000"', b"2000"),  # a label value that is not a string
+        ]
+    )
+
+    async def respond(_: web.Request) -> web.Response:
+        return web.Response(body=next(answers), content_type="application/json")
+
+    fp = await fake(respond)
+    messages = []
+    async with client_for(fp) as client:
+        for _ in range(3):
+            sink = Batches()
+            with pytest.raises(PrometheusError) as info:
+                await client.stream_series(["up"], sink=sink)
+            assert (info.value.error_type, info.value.status) == ("bad_response", 200)
+            assert 0 < len(sink.series) < 3000  # what came before the problem
+            messages.append(info.value.message)
+    assert f"unexpected end of data after {len(body) // 2} bytes" in messages[0]
+    assert messages[1].startswith("response body is not JSON (")
+    assert messages[2] == "unexpected response data: series label 'pod' is not a string: 2000"
+
+
+async def test_stream_series_connection_lost_mid_body(fake: StartFake) -> None:
+    body = orjson.dumps({"status": "success", "data": many_series(3000)})
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    fp = await fake(respond)
+    async with client_for(fp) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.stream_series(["up"], sink=Batches())
+    assert (info.value.error_type, info.value.status) == ("connection", 200)
+    assert "ClientPayloadError" in info.value.message
+
+
+async def test_stream_series_timeout_covers_the_body(fake: StartFake) -> None:
+    release = asyncio.Event()
+    sink = Batches()
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"status":"success","data":[{"a":"b"},{"c":"d"},')
+        await release.wait()
+        return response
+
+    fp = await fake(respond)
+    try:
+        async with client_for(fp, timeout=0.3) as client:
+            with pytest.raises(PrometheusError) as info:
+                await client.stream_series(["up"], sink=sink)
+    finally:
+        release.set()
+    assert (info.value.error_type, info.value.status) == ("timeout", 200)
+    assert sink.series == [{"a": "b"}, {"c": "d"}]
+
+
+async def test_stream_series_redacts_secrets(fake: StartFake, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cr3t-token")
+
+    async def echo(request: web.Request) -> web.Response:
+        auth = request.headers["Authorization"]
+        if request.query.get("match[]") == "text":
+            return web.Response(status=500, text=f"denied {auth}")
+        doc = {"status": "error", "errorType": "forbidden", "error": f"denied {auth}"}
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+    fp = await fake(echo)
+    async with client_for(fp, token_file=str(token_file)) as client:
+        for match in ("text", "json"):
+            with pytest.raises(PrometheusError) as info:
+                await client.stream_series([match], sink=Batches())
+            assert "s3cr3t-token" not in str(info.value)
+            assert "denied Bearer <redacted>" in str(info.value)
+
+
+async def test_stream_series_rejects_a_bare_string() -> None:
+    client = PrometheusClient(PrometheusConfig(url="http://127.0.0.1:1"))
+    with pytest.raises(TypeError):
+        await client.stream_series("up", sink=Batches())
+    await client.close()

@@ -2,7 +2,7 @@
 
 import asyncio
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -136,20 +136,38 @@ def test_series_shape_drops_label_values() -> None:
 
 
 class FakeSeriesLister:
-    """An in-memory series source whose answers a test changes between relists."""
+    """An in-memory series source whose answers a test changes between relists. Like
+    PrometheusClient.stream_series it hands the series over in batches (of `batch`); an
+    exception answer is raised after `fail_after` series were handed over."""
 
-    def __init__(self, answers: dict[str, list[dict[str, str]] | Exception]) -> None:
+    def __init__(
+        self,
+        answers: dict[str, list[dict[str, str]] | Exception],
+        batch: int = 1,
+        fail_after: list[dict[str, str]] | None = None,
+    ) -> None:
         self.answers = answers
+        self.batch = batch
+        self.fail_after = fail_after or []
         self.calls: list[tuple[list[str], float | None]] = []
 
-    async def series(
-        self, matches: Sequence[str], start: float | None = None, end: float | None = None
-    ) -> list[dict[str, str]]:
+    async def stream_series(
+        self,
+        matches: Sequence[str],
+        start: float | None = None,
+        end: float | None = None,
+        *,
+        sink: Callable[[list[dict[str, str]]], None],
+    ) -> int:
         self.calls.append((list(matches), start))
         answer = self.answers[matches[0]]
         if isinstance(answer, Exception):
+            if self.fail_after:
+                sink(list(self.fail_after))
             raise answer
-        return answer
+        for index in range(0, len(answer), self.batch):
+            sink(answer[index : index + self.batch])
+        return len(answer)
 
 
 async def test_relister_keeps_last_good_series_per_query(tmp_path: Path) -> None:
@@ -199,3 +217,58 @@ async def test_relister_not_ready_until_a_query_succeeds(tmp_path: Path) -> None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_relister_shapes_are_those_of_the_whole_series_list(tmp_path: Path) -> None:
+    """Folding batches as they arrive gives the registry that the whole list gives."""
+    compiled = load(
+        tmp_path,
+        """
+        rules:
+        - seriesQuery: '{namespace!=""}'
+          resources: {template: "<<.Resource>>"}
+          metricsQuery: q
+        externalRules:
+        - seriesQuery: '{namespace!=""}'
+          metricsQuery: q
+        """,
+    )
+    series = [
+        {"__name__": "up", "namespace": "a", "pod": "p1", "job": "j"},
+        {"job": "k", "__name__": "up", "pod": "p2", "namespace": "b"},  # same shape, reordered
+        {"__name__": "up", "namespace": "a", "service": "s"},  # same name, other labels
+        {"__name__": "up", "namespace": "a", "pod": "p1", "job": "j"},  # a duplicate
+        {"namespace": "a", "node": "n"},  # no name
+        {"__name__": "requests_total", "namespace": "a", "deployment": "d"},
+        {"__name__": "requests_total", "namespace": "b", "deployment": "e"},
+    ]
+    query = '{namespace!=""}'
+    expected = build_registry(
+        compiled.rules,
+        compiled.external_rules,
+        {query: frozenset(SeriesShape.from_labels(labels) for labels in series)},
+    )
+    assert len(expected) > 0
+    for batch in (1, 2, 3, len(series)):
+        lister = FakeSeriesLister({query: series}, batch=batch)
+        relister = Relister(
+            lister, compiled.rules, compiled.external_rules, interval=60, max_age=60
+        )
+        assert (await relister.relist_once()).ok
+        assert relister.registry == expected, batch
+
+
+async def test_relister_discards_the_batches_of_a_failed_list(tmp_path: Path) -> None:
+    compiled = load(
+        tmp_path,
+        "rules:\n- {seriesQuery: a, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q}\n",
+    )
+    lister = FakeSeriesLister({"a": [{"__name__": "m1", "pod": "p"}]})
+    relister = Relister(lister, compiled.rules, (), interval=60, max_age=60)
+    await relister.relist_once()
+    # A body cut short after some series: none of them count, the last good list stays.
+    lister.answers["a"] = RuntimeError("truncated")
+    lister.fail_after = [{"__name__": "m2", "pod": "p"}]
+    result = await relister.relist_once()
+    assert result.failures == {"a": "truncated"}
+    assert {i.metric for i in relister.registry.custom} == {"m1"}
