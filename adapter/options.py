@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from adapter.discovery.relister import DISCOVERY_MODES
 from adapter.prometheus.config import PrometheusConfig, parse_header_flags
 from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
 
@@ -145,6 +146,7 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("prometheus-max-get-url-length", "int", 8192, "With --prometheus-verb=GET, a request to Prometheus whose URL would be longer than this many bytes is sent as POST instead, as proxies and Prometheus-compatible servers reject long URLs (414). 0 never switches. Not in the Go adapter.", _PROM),
     _flag("prometheus-max-matcher-length", "int", 4096, "Longest object matcher (the quoted regex alternation of object names, pod=~\"a|b|...\") in one query; a request over more objects is sent as several queries whose per-object results are merged. Applies to metricsQuery templates that aggregate by (<<.GroupBy>>); others are sent as one query. 0 never splits. Not in the Go adapter.", _PROM),
     _flag("shutdown-delay-duration", "duration", 0.0, "Time to delay the termination: after SIGTERM, /readyz fails at once while requests are still served normally for this long, so that load balancers and the aggregator stop sending first. Not in the Go adapter (kube-apiserver's flag).", _SERVE),
+    _flag("discovery-mode", "string", "auto", 'How metric discovery reads Prometheus. "series": every series of each seriesQuery (the Go adapter\'s way; streamed, so memory stays flat). "label-names": the metric names of each seriesQuery, then each metric\'s label names (/api/v1/label/__name__/values and /api/v1/labels with match[]): the same metrics and resources for a fraction of Prometheus\' work. "auto": label names, after the first relist has checked that they agree with a series listing (a backend that ignores match[] on those endpoints falls back to series). Not in the Go adapter.', "Adapter"),
     _flag("event-loop", "string", "auto", 'The asyncio event loop: "uvloop" (faster TLS and sockets; install the uvloop extra), "asyncio" (the standard library\'s), or "auto" (uvloop when installed). Not in the Go adapter.', _SERVE),
     _flag("namespace-query-ttl", "duration", 0.0, "Opt-in shared queries: when positive, a request for a metric on objects of a namespace (pods/* or a named pod, for rules whose metricsQuery aggregates per object) is answered from one Prometheus query over the whole namespace, kept this long and filtered per request, so Prometheus load grows with distinct metrics and namespaces instead of with HPAs. Keep it well under the HPA sync period (15s), e.g. 5s. 0 (the default) queries per request, as the Go adapter. Not in the Go adapter.", _PROM),
     _flag("self-signed-cert-sans", "stringSlice", [], "Extra DNS names or IPs for the self-signed serving certificate generated in --cert-dir (besides localhost and 127.0.0.1), e.g. adapter.monitoring.svc. Not in the Go adapter.", _SERVE),
@@ -301,6 +303,11 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
         )
     elif args.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         errors.append("--event-loop=uvloop: the uvloop package is not installed")
+    if args.discovery_mode not in DISCOVERY_MODES:
+        errors.append(
+            f"--discovery-mode must be one of {', '.join(DISCOVERY_MODES)}, "
+            f'not "{args.discovery_mode}"'
+        )
     if args.namespace_query_ttl < 0:
         errors.append("--namespace-query-ttl must not be negative")
     return errors

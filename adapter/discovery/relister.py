@@ -16,12 +16,21 @@ import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from adapter.discovery.label_names import LabelNamesLister, list_label_name_shapes, shapes_agree
 from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
 from adapter.naming.rules import MetricRule
 
-__all__ = ["RelistObserver", "RelistResult", "Relister", "SeriesLister", "SeriesStreamer"]
+__all__ = [
+    "DISCOVERY_MODES",
+    "DiscoveryLister",
+    "RelistObserver",
+    "RelistResult",
+    "Relister",
+    "SeriesLister",
+    "SeriesStreamer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +97,22 @@ class RelistObserver(Protocol):
     def __call__(self, result: RelistResult) -> None: ...
 
 
+@runtime_checkable
+class DiscoveryLister(SeriesStreamer, LabelNamesLister, Protocol):
+    """Both ways of listing: every series, or metric names and their label names."""
+
+
+# --discovery-mode values.
+SERIES, LABEL_NAMES, AUTO = "series", "label-names", "auto"
+DISCOVERY_MODES = (AUTO, SERIES, LABEL_NAMES)
+
+
 @dataclass
 class Relister:
+    """`mode`: SERIES lists every series (streamed), as the Go adapter; LABEL_NAMES asks for
+    metric names and their label names (see `label_names`); AUTO uses label names once a
+    first relist has shown them to agree with a series listing, and series otherwise."""
+
     lister: SeriesStreamer
     custom_rules: Sequence[MetricRule]
     external_rules: Sequence[MetricRule]
@@ -99,7 +122,10 @@ class Relister:
     clock: Callable[[], float] = time.time
     registry: MetricRegistry = field(default_factory=MetricRegistry)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    mode: str = SERIES
     _shapes: dict[str, frozenset[SeriesShape]] = field(default_factory=dict)
+    # AUTO: None until a relist has compared the two ways, then whether label names agreed.
+    _label_names_agree: bool | None = None
 
     @property
     def queries(self) -> list[str]:
@@ -118,10 +144,44 @@ class Relister:
         kept = set(self.queries)
         self._shapes = {q: s for q, s in self._shapes.items() if q in kept}
 
+    @property
+    def uses_label_names(self) -> bool:
+        return self.mode == LABEL_NAMES or (
+            self.mode == AUTO and self._label_names_agree is not False
+        )
+
     async def _list(self, query: str, start: float) -> frozenset[SeriesShape]:
+        if self.uses_label_names:
+            assert isinstance(self.lister, DiscoveryLister)
+            shapes = await list_label_name_shapes(self.lister, query, start)
+            if shapes is not None:
+                return shapes
+        return await self._list_series(query, start)
+
+    async def _list_series(self, query: str, start: float) -> frozenset[SeriesShape]:
         fold = _ShapeFold()
         await self.lister.stream_series([query], start=start, sink=fold)
         return fold.shapes()
+
+    async def _check_label_names(self, queries: Sequence[str], start: float) -> None:
+        """AUTO: list the series once and compare; on any difference (a backend that ignores
+        `match[]` on its label endpoints) use the series from now on."""
+        try:
+            listed = await asyncio.gather(*(self._list_series(q, start) for q in queries))
+        except Exception as exc:  # try again after the next relist
+            log.warning("unable to check label-name discovery against the series: %s", exc)
+            return
+        series = dict(zip(queries, listed, strict=True))
+        self._label_names_agree = all(shapes_agree(series[q], self._shapes[q]) for q in queries)
+        if self._label_names_agree:
+            log.info("discovery from label names agrees with the series listing; using it")
+            return
+        log.warning(
+            "discovery from label names differs from the series listing (does Prometheus "
+            "ignore match[] on /api/v1/labels?); listing every series from now on"
+        )
+        self._shapes.update(series)
+        self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
 
     async def relist_once(self) -> RelistResult:
         began = time.perf_counter()
@@ -153,6 +213,9 @@ class Relister:
             outcome.seconds,
             f", {len(failures)} failed" if failures else "",
         )
+        if self.mode == AUTO and self._label_names_agree is None and not failures and queries:
+            # After `ready`: the first answers need not wait for the slower series listing.
+            await self._check_label_names(queries, start)
         return outcome
 
     async def run(self) -> None:

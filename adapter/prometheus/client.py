@@ -64,6 +64,7 @@ from adapter.token_file import TokenFile, TokenFileError
 
 __all__ = [
     "LABELS_ENDPOINT",
+    "METRIC_NAMES_ENDPOINT",
     "QUERY_ENDPOINT",
     "SERIES_ENDPOINT",
     "PrometheusClient",
@@ -80,6 +81,7 @@ __all__ = [
 QUERY_ENDPOINT = "/api/v1/query"
 SERIES_ENDPOINT = "/api/v1/series"
 LABELS_ENDPOINT = "/api/v1/labels"
+METRIC_NAMES_ENDPOINT = "/api/v1/label/__name__/values"
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -175,7 +177,7 @@ class PrometheusClient:
         self._observer = observer
         self._endpoints = {
             ep: str(endpoint_url(base, ep))
-            for ep in (QUERY_ENDPOINT, SERIES_ENDPOINT, LABELS_ENDPOINT)
+            for ep in (QUERY_ENDPOINT, SERIES_ENDPOINT, LABELS_ENDPOINT, METRIC_NAMES_ENDPOINT)
         }
         self._ssl = build_ssl_context(config, base.scheme)
         self._proxy, proxy_auth = (None, None) if config.ca_file else env_proxy(base)
@@ -273,6 +275,15 @@ class PrometheusClient:
         params = self._range_params(matches, start, end)
         return await self._request(
             LABELS_ENDPOINT, params, _buffered(lambda d, _w: parse_label_names(d))
+        )
+
+    async def metric_names(
+        self, matches: Sequence[str] = (), start: float | None = None, end: float | None = None
+    ) -> list[str]:
+        """Values of `__name__`, optionally only of series matching `matches`."""
+        params = self._range_params(matches, start, end)
+        return await self._request(
+            METRIC_NAMES_ENDPOINT, params, _buffered(lambda d, _w: parse_label_names(d))
         )
 
     async def close(self) -> None:

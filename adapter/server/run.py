@@ -238,6 +238,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
         interval=args.metrics_relist_interval,
         max_age=args.metrics_max_age,
         observer=metrics.observe_relist,
+        mode=args.discovery_mode,
     )
 
     def groups_of(config: CompiledConfig) -> frozenset[str]:

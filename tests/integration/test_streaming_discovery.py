@@ -1,6 +1,7 @@
-"""Discovery streams `/api/v1/series` from a real Prometheus: the registry it builds from the
-batches is the one the whole series lists give, for the Helm chart's default rules and the
-demo rules, over a few thousand backfilled series."""
+"""Discovery against a real Prometheus: the registry built from streamed `/api/v1/series`
+batches, and the one built from metric names and label names, are the one the whole series
+lists give, for the Helm chart's default rules and the demo rules, over a few thousand
+backfilled series."""
 
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from adapter.discovery.registry import SeriesShape, build_registry
-from adapter.discovery.relister import Relister
+from adapter.discovery.relister import AUTO, LABEL_NAMES, SERIES, Relister
 from adapter.naming.rules import load_rules
 from adapter.prometheus.client import PrometheusClient, PrometheusConfig
 from harness.exporter import synthetic_dataset
@@ -31,9 +32,10 @@ async def prometheus() -> AsyncIterator[PrometheusProcess]:
         yield process
 
 
+@pytest.mark.parametrize("mode", [SERIES, LABEL_NAMES, AUTO])
 @pytest.mark.parametrize("config", ["helm-default-rules.yaml", "demo.yaml"])
-async def test_streamed_registry_is_the_listed_registry(
-    prometheus: PrometheusProcess, config: str
+async def test_discovered_registry_is_the_listed_registry(
+    prometheus: PrometheusProcess, config: str, mode: str
 ) -> None:
     compiled = load_rules(CONFIG_DIR / config)
     now = time.time()
@@ -45,9 +47,11 @@ async def test_streamed_registry_is_the_listed_registry(
             interval=60,
             max_age=MAX_AGE,
             clock=lambda: now,
+            mode=mode,
         )
         result = await relister.relist_once()
         assert result.ok, result.failures
+        assert relister.uses_label_names == (mode != SERIES)
 
         shapes: dict[str, frozenset[SeriesShape]] = {}
         total = 0
