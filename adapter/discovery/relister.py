@@ -102,6 +102,8 @@ class DiscoveryLister(SeriesStreamer, LabelNamesLister, Protocol):
     """Both ways of listing: every series, or metric names and their label names."""
 
 
+# AUTO: series listings that may fail before label names are used without the check.
+_MAX_FAILED_CHECKS = 3
 # --discovery-mode values.
 SERIES, LABEL_NAMES, AUTO = "series", "label-names", "auto"
 DISCOVERY_MODES = (AUTO, SERIES, LABEL_NAMES)
@@ -126,6 +128,7 @@ class Relister:
     _shapes: dict[str, frozenset[SeriesShape]] = field(default_factory=dict)
     # AUTO: None until a relist has compared the two ways, then whether label names agreed.
     _label_names_agree: bool | None = None
+    _failed_checks: int = 0
 
     @property
     def queries(self) -> list[str]:
@@ -168,8 +171,17 @@ class Relister:
         `match[]` on its label endpoints) use the series from now on."""
         try:
             listed = await asyncio.gather(*(self._list_series(q, start) for q in queries))
-        except Exception as exc:  # try again after the next relist
-            log.warning("unable to check label-name discovery against the series: %s", exc)
+        except Exception as exc:
+            # Series too many to list within --prometheus-timeout, say: label names are then
+            # the only way that works. Try again after the next relists, a few times.
+            self._failed_checks += 1
+            if self._failed_checks >= _MAX_FAILED_CHECKS:
+                self._label_names_agree = True
+            log.warning(
+                "unable to check label-name discovery against a series listing (%s)%s",
+                exc,
+                "; using label names unchecked" if self._label_names_agree else "",
+            )
             return
         series = dict(zip(queries, listed, strict=True))
         self._label_names_agree = all(shapes_agree(series[q], self._shapes[q]) for q in queries)

@@ -178,3 +178,15 @@ def test_registry_depends_only_on_the_union_of_label_names_per_metric(tmp_path: 
     per_series = build_registry(compiled.rules, (), dict.fromkeys(queries, shapes))
     per_metric = build_registry(compiled.rules, (), dict.fromkeys(queries, folded))
     assert per_series == per_metric and len(per_series.custom) > 0
+
+
+async def test_auto_keeps_label_names_when_series_cannot_be_listed(tmp_path: Path) -> None:
+    class SeriesTooMany(FakePrometheus):
+        async def stream_series(self, *args: object, **kwargs: object) -> int:
+            raise TimeoutError("no response within 10s")
+
+    auto = relister(tmp_path, SeriesTooMany(), AUTO)
+    for _ in range(3):
+        result = await auto.relist_once()
+        assert result.ok and auto.uses_label_names and len(auto.registry.custom) == 9
+    assert auto._label_names_agree is True  # no more checks
