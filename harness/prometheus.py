@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -33,7 +34,7 @@ import yaml
 from harness.packages import ensure_debian_package, ensure_prometheus
 from harness.ports import free_port
 
-__all__ = ["PrometheusError", "PrometheusProcess", "main"]
+__all__ = ["PrometheusError", "PrometheusProcess", "create_blocks", "main"]
 
 _T = TypeVar("_T")
 
@@ -85,9 +86,13 @@ class PrometheusProcess:
     ``port`` defaults to a free one, kept across :meth:`restart`. ``route_prefix`` (e.g.
     ``/prom``) moves every endpoint, the API included, under that path; :attr:`url` includes
     it. ``backfill`` is OpenMetrics text (see ``Dataset.openmetrics_history``) turned into
-    TSDB blocks by promtool before the first start, so that range queries have history at once.
-    ``workdir`` is kept when given; otherwise a temporary directory is made and removed by
-    :meth:`close`.
+    TSDB blocks by promtool before the first start, so that range queries have history at once;
+    ``backfill_file`` is the same from a file (left in place), for inputs too large to hold in
+    memory. promtool gets ``backfill_timeout`` seconds for each. ``blocks`` is a directory of
+    TSDB blocks made earlier (see :func:`create_blocks`), hard-linked (or copied) into the data
+    directory before the first start; Prometheus never changes a block's files in place, so the
+    source stays intact. ``workdir`` is kept when given; otherwise a temporary directory is made
+    and removed by :meth:`close`.
     """
 
     def __init__(
@@ -99,6 +104,9 @@ class PrometheusProcess:
         scrape_interval: str = "1s",
         retention: str = "1h",
         backfill: str | None = None,
+        backfill_file: Path | None = None,
+        backfill_timeout: float = 120,
+        blocks: Path | None = None,
         extra_args: Sequence[str] = (),
         workdir: Path | None = None,
         job: str = "harness",
@@ -110,6 +118,9 @@ class PrometheusProcess:
         self.scrape_interval = scrape_interval
         self.retention = retention
         self.backfill = backfill
+        self.backfill_file = backfill_file
+        self.backfill_timeout = backfill_timeout
+        self.blocks = blocks
         self.extra_args = list(extra_args)
         self.job = job
         self._own_workdir = workdir is None
@@ -190,42 +201,22 @@ class PrometheusProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
         self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False))
+        if self.blocks is not None:
+            await asyncio.to_thread(_link_blocks, self.blocks, self.data_dir)
         if self.backfill is not None:
             await self._run_backfill(binary, self.backfill)
+        if self.backfill_file is not None:
+            await create_blocks(
+                self.backfill_file, self.data_dir, timeout=self.backfill_timeout, binary=binary
+            )
 
     async def _run_backfill(self, binary: str, text: str) -> None:
-        promtool = Path(binary).with_name("promtool")
-        tool = (
-            str(promtool) if promtool.exists() else ensure_debian_package("promtool", "prometheus")
-        )
         source = self.workdir / "backfill.om"
         source.write_text(text)
-        process = await asyncio.create_subprocess_exec(
-            *_dying_with_parent(
-                [
-                    tool,
-                    "tsdb",
-                    "create-blocks-from",
-                    "openmetrics",
-                    "--quiet",
-                    str(source),
-                    str(self.data_dir),
-                ]
-            ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), 120)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await asyncio.shield(process.wait())
-            raise
-        source.unlink()
-        if process.returncode != 0:
-            raise PrometheusError(f"promtool backfill failed:\n{output.decode(errors='replace')}")
+            await create_blocks(source, self.data_dir, timeout=self.backfill_timeout, binary=binary)
+        finally:
+            source.unlink(missing_ok=True)
 
     async def start(self, timeout: float = 30) -> None:
         """Start the server and wait until ``/-/ready`` answers 200."""
@@ -423,6 +414,69 @@ class PrometheusProcess:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"after {timeout:g}s, waiting for {describe()}{error}")
             await asyncio.sleep(_POLL_INTERVAL)
+
+
+def _promtool(prometheus_binary: str | None) -> str:
+    if prometheus_binary is not None:
+        beside = Path(prometheus_binary).with_name("promtool")
+        if beside.exists():
+            return str(beside)
+    found = shutil.which("promtool")
+    return found if found is not None else ensure_debian_package("promtool", "prometheus")
+
+
+async def create_blocks(
+    source: Path, output_dir: Path, *, timeout: float = 120, binary: str | None = None
+) -> None:
+    """``promtool tsdb create-blocks-from openmetrics source output_dir``, in ``timeout`` s.
+
+    ``binary`` is the Prometheus binary whose promtool to prefer. promtool reads the file
+    once per two-hour block, and needs about 1 minute and 4 GB for a million series.
+    """
+    if binary is None:
+        binary = await asyncio.to_thread(ensure_prometheus)
+    tool = await asyncio.to_thread(_promtool, binary)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *_dying_with_parent(
+            [
+                tool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "--quiet",
+                str(source),
+                str(output_dir),
+            ]
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.shield(process.wait())
+        raise
+    if process.returncode != 0:
+        raise PrometheusError(f"promtool backfill failed:\n{output.decode(errors='replace')}")
+
+
+def _link_blocks(source: Path, data_dir: Path) -> None:
+    """Hard-link (copy across file systems) every block directory of ``source``."""
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for block in sorted(source.iterdir()):
+        if block.is_dir() and (block / "meta.json").exists():
+            shutil.copytree(block, data_dir / block.name, copy_function=link)
 
 
 def _format_time(value: float) -> str:
