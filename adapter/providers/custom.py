@@ -32,7 +32,7 @@ from adapter.promql.label_selector import Selector, SelectorError, to_label_sele
 from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
-from adapter.providers.querier import MetricQuerier
+from adapter.providers.querier import MetricQuerier, object_values
 from adapter.providers.shared_queries import NamespaceQueries, sharing_problem
 
 __all__ = ["CustomMetricsProvider", "MetricValue", "ObjectReference"]
@@ -172,15 +172,7 @@ class CustomMetricsProvider:
         results = await self._run_queries(queries, at)
         values: dict[str, float] = {}
         for query, result in zip(queries, results, strict=True):
-            if result.result_type != "vector":
-                log.error("unexpected result type %s for query %s", result.result_type, query)
-                raise InternalError("unable to fetch metrics")
-            chunk_values: dict[str, float] = {}
-            for sample in result.samples:
-                name = sample.labels.get(label)
-                if name:
-                    chunk_values[name] = sample.value
-            for name, value in chunk_values.items():
+            for name, value in object_values(result, label, query).items():
                 values.setdefault(name, value)
         return values
 

@@ -7,12 +7,16 @@ as the request that asked for it.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from adapter.errors import InternalError
 from adapter.prometheus.client import QueryResult
 
-__all__ = ["MetricQuerier", "SingleFlightQuerier"]
+__all__ = ["MetricQuerier", "SingleFlightQuerier", "object_values"]
+
+log = logging.getLogger(__name__)
 
 
 class MetricQuerier(Protocol):
@@ -45,3 +49,17 @@ class SingleFlightQuerier:
             del self._in_flight[key]
         if not task.cancelled():
             task.exception()  # retrieved here, so a failure nobody awaited is not reported
+
+
+def object_values(result: QueryResult, label: str, query: str) -> dict[str, float]:
+    """Each object's value, by its `label`, from an instant vector (the last sample of an
+    object wins); any other result type is a 500, as in the Go adapter."""
+    if result.result_type != "vector":
+        log.error("unexpected result type %s for query %s", result.result_type, query)
+        raise InternalError("unable to fetch metrics")
+    values: dict[str, float] = {}
+    for sample in result.samples:
+        name = sample.labels.get(label)
+        if name:
+            values[name] = sample.value
+    return values

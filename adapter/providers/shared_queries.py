@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from adapter.errors import InternalError
 from adapter.prometheus.client import PrometheusError
 from adapter.promql.per_object import shared_query_problem
-from adapter.providers.querier import MetricQuerier
+from adapter.providers.querier import MetricQuerier, object_values
 
 __all__ = ["NamespaceQueries", "sharing_problem"]
 
@@ -70,15 +70,7 @@ class NamespaceQueries:
         except PrometheusError as exc:
             log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
             raise InternalError("unable to fetch metrics") from None
-        if result.result_type != "vector":
-            log.error("unexpected result type %s for query %s", result.result_type, query)
-            raise InternalError("unable to fetch metrics")
-        values: dict[str, float] = {}
-        for sample in result.samples:
-            name = sample.labels.get(label)
-            if name:
-                values[name] = sample.value
-        return values
+        return object_values(result, label, query)
 
     def _finished(self, key: tuple[str, str], task: asyncio.Task[dict[str, float]]) -> None:
         if task.cancelled() or task.exception() is not None:
