@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from adapter.discovery.label_names import LabelNamesLister, list_label_name_shapes, shapes_agree
 from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
 from adapter.naming.rules import MetricRule
+from adapter.prometheus.errors import PrometheusError
 
 __all__ = [
     "DISCOVERY_MODES",
@@ -156,7 +157,19 @@ class Relister:
     async def _list(self, query: str, start: float) -> frozenset[SeriesShape]:
         if self.uses_label_names:
             assert isinstance(self.lister, DiscoveryLister)
-            shapes = await list_label_name_shapes(self.lister, query, start)
+            try:
+                shapes = await list_label_name_shapes(self.lister, query, start)
+            except Exception as exc:
+                if self.mode != AUTO:
+                    raise
+                # A backend without these endpoints (an HTTP error status) lists series from
+                # now on; after a connection failure or timeout, label names are tried again.
+                if isinstance(exc, PrometheusError) and exc.status is not None:
+                    self._label_names_agree = False
+                log.warning(
+                    "discovery from label names failed for %r (%s); listing its series", query, exc
+                )
+                return await self._list_series(query, start)
             if shapes is not None:
                 return shapes
         return await self._list_series(query, start)

@@ -280,10 +280,14 @@ class PrometheusClient:
     async def metric_names(
         self, matches: Sequence[str] = (), start: float | None = None, end: float | None = None
     ) -> list[str]:
-        """Values of `__name__`, optionally only of series matching `matches`."""
+        """Values of `__name__`, optionally only of series matching `matches`. Always a GET:
+        Prometheus serves `/api/v1/label/<name>/values` to GET only."""
         params = self._range_params(matches, start, end)
         return await self._request(
-            METRIC_NAMES_ENDPOINT, params, _buffered(lambda d, _w: parse_label_names(d))
+            METRIC_NAMES_ENDPOINT,
+            params,
+            _buffered(lambda d, _w: parse_label_names(d)),
+            get_only=True,
         )
 
     async def close(self) -> None:
@@ -361,13 +365,16 @@ class PrometheusClient:
         endpoint: str,
         params: list[tuple[str, str]],
         read: _Reader[_T],
+        *,
+        get_only: bool = False,
     ) -> _T:
         """Send a request and `read` its response, with one error model and one observer
-        call for every endpoint and every way of reading the body."""
-        method = self._config.verb
+        call for every endpoint and every way of reading the body. `get_only`: the endpoint
+        answers GET only (405 to POST), whatever --prometheus-verb says."""
+        method = "GET" if get_only else self._config.verb
         url = self._endpoints[endpoint]
         encoded = _encode(params)
-        limit = self._config.max_get_url_length
+        limit = 0 if get_only else self._config.max_get_url_length
         # len(url) + "?" + encoded: the URL is ASCII once encoded, so characters are bytes.
         if method == "GET" and limit and len(url) + 1 + len(encoded) > limit:
             method = "POST"

@@ -15,6 +15,7 @@ from adapter.discovery.registry import (
 )
 from adapter.discovery.relister import AUTO, LABEL_NAMES, SERIES, Relister
 from adapter.naming.rules import load_rules
+from adapter.prometheus.errors import PrometheusError
 
 SERIES_DATA = [
     {"__name__": "container_cpu_usage_seconds_total", "namespace": "a", "pod": "p1", "container": "c"},
@@ -190,3 +191,23 @@ async def test_auto_keeps_label_names_when_series_cannot_be_listed(tmp_path: Pat
         result = await auto.relist_once()
         assert result.ok and auto.uses_label_names and len(auto.registry.custom) == 9
     assert auto._label_names_agree is True  # no more checks
+
+
+async def test_auto_lists_series_when_the_label_endpoints_fail(tmp_path: Path) -> None:
+    class NoLabelValues(FakePrometheus):
+        async def metric_names(self, *args: object, **kwargs: object) -> list[str]:
+            self.calls.append("names")
+            raise PrometheusError("405 Method Not Allowed", error_type="bad_response", status=405)
+
+    expected = relister(tmp_path, FakePrometheus(), SERIES)
+    await expected.relist_once()
+    fake = NoLabelValues()
+    auto = relister(tmp_path, fake, AUTO)
+    assert (await auto.relist_once()).ok
+    assert summary(auto.registry) == summary(expected.registry)
+    assert not auto.uses_label_names
+    fake.calls.clear()
+    await auto.relist_once()
+    assert set(fake.calls) == {"series"}
+    with pytest.raises(PrometheusError):  # label-names mode has no fallback
+        await relister(tmp_path, NoLabelValues(), LABEL_NAMES)._list("node_load1", 0)

@@ -224,6 +224,16 @@ async def test_answers_are_asked_for_uncompressed_unless_a_header_says_otherwise
     assert [seen.headers["Accept-Encoding"] for seen in fp.seen] == ["identity", "gzip"]
 
 
+async def test_metric_names_are_always_a_get(fake: StartFake) -> None:
+    fp = await fake(prom_json(["up", "http_requests_total"]))
+    async with client_for(fp, verb="POST") as client:
+        names = await client.metric_names(['{job="a"}'], start=1700000000)
+    (seen,) = fp.seen
+    assert names == ["up", "http_requests_total"]
+    assert (seen.method, seen.path) == ("GET", "/api/v1/label/__name__/values")
+    assert seen.query_string == "match%5B%5D=%7Bjob%3D%22a%22%7D&start=1700000000"
+
+
 async def test_get_puts_go_encoded_params_in_url(fake: StartFake) -> None:
     fp = await fake()
     async with client_for(fp, timeout=2.0) as client:
