@@ -601,7 +601,7 @@ async def measure_fleet(
                     why = (
                         "requested"
                         if sar_variant == "always"
-                        else f"where the ramp stopped, SubjectAccessReviews ran at "
+                        else f"because where the {name} ramp stopped, SubjectAccessReviews ran at "
                         f"{last.sars_per_second:.0f}/s (the adapter's authorization client "
                         f"allows {SAR_CLIENT_QPS:.0f}/s) and the fake kube-apiserver used "
                         f"{api_cpu:.0f}% of a core (adapter {adapter_cpu:.0f}%)"
