@@ -18,8 +18,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -27,6 +26,7 @@ import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
+from adapter.http_client import PooledClient
 from adapter.kube.api import KubeAPIError
 from adapter.kube.config import KubeConfig, KubeConfigError
 from adapter.prometheus.transport import env_proxy
@@ -129,7 +129,7 @@ def _parse_rfc3339(value: str) -> float:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-class KubeClient:
+class KubeClient(PooledClient):
     """`KubeAPI` over one pooled aiohttp session, created lazily in the running loop."""
 
     def __init__(
@@ -141,6 +141,7 @@ class KubeClient:
         timeout: float = 10.0,
         user_agent: str = "prometheus-adapter-py",
     ) -> None:
+        super().__init__()
         self._config = config
         self._base = URL(config.server.rstrip("/"))
         if not self._base.absolute or self._base.scheme not in ("http", "https"):
@@ -162,8 +163,6 @@ class KubeClient:
         self._exec_cred: _ExecCredential | None = None
         self._exec_ssl: ssl.SSLContext | None = None  # with the exec plugin's certificate
         self._exec_lock: asyncio.Lock | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
 
     # --- KubeAPI ------------------------------------------------------------------
 
@@ -263,37 +262,13 @@ class KubeClient:
         """A list as PartialObjectMetadataList (metadata only: far smaller for pods)."""
         return await self.get(path, params, accept=PARTIAL_METADATA_LIST_ACCEPT)
 
-    # --- lifecycle ----------------------------------------------------------------
-
-    async def close(self) -> None:
-        """Close the connection pool; the client cannot be used afterwards."""
-        self._closed = True
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # --- internals ----------------------------------------------------------------
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("KubeClient is closed")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=100),
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     def _url(self, path: str) -> URL:
         if not path.startswith("/"):

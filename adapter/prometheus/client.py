@@ -26,8 +26,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -35,6 +34,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from adapter import __version__
+from adapter.http_client import PooledClient
 from adapter.prometheus.config import (
     PrometheusConfig,
     PrometheusConfigError,
@@ -119,7 +119,7 @@ def _encode(params: Sequence[tuple[str, str]]) -> str:
     return "&".join(f"{quote_plus(k, safe='')}={quote_plus(v, safe='')}" for k, v in params)
 
 
-class PrometheusClient:
+class PrometheusClient(PooledClient):
     """Pooled HTTP client for `/api/v1/query`, `/api/v1/series` and `/api/v1/labels`.
 
     The constructor validates the config and reads the CA, client pair and token files
@@ -130,7 +130,6 @@ class PrometheusClient:
 
     __slots__ = (
         "_auth_header",
-        "_closed",
         "_config",
         "_endpoints",
         "_observer",
@@ -138,7 +137,6 @@ class PrometheusClient:
         "_proxy",
         "_proxy_headers",
         "_secrets",
-        "_session",
         "_ssl",
         "_static_headers",
         "_timeout_param",
@@ -148,6 +146,7 @@ class PrometheusClient:
     def __init__(
         self, config: PrometheusConfig, *, observer: RequestObserver | None = None
     ) -> None:
+        super().__init__()
         if config.verb not in ("GET", "POST"):
             raise PrometheusConfigError(
                 f'unsupported Prometheus HTTP verb "{config.verb}"; '
@@ -226,8 +225,6 @@ class PrometheusClient:
             )
             if s
         )
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
         self._post_logged = False
 
     async def query(self, query: str, time: float | None = None) -> QueryResult:
@@ -290,24 +287,6 @@ class PrometheusClient:
             get_only=True,
         )
 
-    async def close(self) -> None:
-        """Close the connection pool; the client cannot be used afterwards."""
-        self._closed = True
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     # --- internals ------------------------------------------------------------------
 
     @staticmethod
@@ -324,20 +303,16 @@ class PrometheusClient:
             params.append(("start", format_time(start)))
         return params  # already in url.Values.Encode's key order
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("PrometheusClient is closed")
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._config.max_connections,
-                ssl=self._ssl if self._ssl is not None else True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self._config.timeout),
-                cookie_jar=aiohttp.DummyCookieJar(),  # Go's client keeps no cookies
-            )
-        return self._session
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._config.max_connections,
+            ssl=self._ssl if self._ssl is not None else True,
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._config.timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),  # Go's client keeps no cookies
+        )
 
     def _headers(self, method: str) -> CIMultiDict[str]:
         headers = CIMultiDict(self._static_headers)
