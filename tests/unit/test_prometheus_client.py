@@ -574,10 +574,24 @@ async def test_connection_refused() -> None:
     assert f"http://127.0.0.1:{port}/prom/api/v1/query" in str(err)
 
 
-async def test_observer_sees_every_request(fake: StartFake) -> None:
-    calls: list[tuple[str, str, list[tuple[str, str]], int | None, float, str | None]] = []
+@dataclass
+class Call:
+    endpoint: str
+    method: str
+    params: list[tuple[str, str]]
+    status: int | None
+    seconds: float
+    error: PrometheusError | None
 
-    def observer(
+
+class Observed:
+    """A RequestObserver that records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    def __call__(
+        self,
         endpoint: str,
         method: str,
         params: Sequence[tuple[str, str]],
@@ -585,9 +599,11 @@ async def test_observer_sees_every_request(fake: StartFake) -> None:
         seconds: float,
         error: PrometheusError | None,
     ) -> None:
-        error_type = error.error_type if error else None
-        calls.append((endpoint, method, list(params), status, seconds, error_type))
+        self.calls.append(Call(endpoint, method, list(params), status, seconds, error))
 
+
+async def test_observer_sees_every_request(fake: StartFake) -> None:
+    observer = Observed()
     answers = iter([prom_json(EMPTY_VECTOR), prom_error(422, "execution", "boom")])
 
     async def respond(_: web.Request) -> web.Response:
@@ -598,6 +614,10 @@ async def test_observer_sees_every_request(fake: StartFake) -> None:
         await client.query("up", 1.5)
         with pytest.raises(PrometheusError):
             await client.series(["up"])
+    calls = [
+        (c.endpoint, c.method, c.params, c.status, c.seconds, c.error and c.error.error_type)
+        for c in observer.calls
+    ]
     (ok_endpoint, ok_method, ok_params, ok_status, ok_seconds, ok_error) = calls[0]
     assert (ok_endpoint, ok_method, ok_status, ok_error) == ("/api/v1/query", "GET", 200, None)
     assert ok_params == [("query", "up"), ("time", "1.5"), ("timeout", "10s")]
@@ -748,18 +768,7 @@ def _long_query(pods: int) -> str:
 
 
 async def test_long_get_is_sent_as_post(fake: StartFake, caplog: pytest.LogCaptureFixture) -> None:
-    methods: list[str] = []
-
-    def observer(
-        endpoint: str,
-        method: str,
-        params: Sequence[tuple[str, str]],
-        status: int | None,
-        seconds: float,
-        error: PrometheusError | None,
-    ) -> None:
-        methods.append(method)
-
+    observer = Observed()
     fp = await fake()
     config = PrometheusConfig(url=fp.url(), max_get_url_length=1000)
     caplog.set_level("INFO", logger="adapter.prometheus.client")
@@ -770,7 +779,7 @@ async def test_long_get_is_sent_as_post(fake: StartFake, caplog: pytest.LogCaptu
         with pytest.raises(PrometheusError, match="from POST"):  # the fake answers a vector
             await client.series([_long_query(200)])
     assert [s.method for s in fp.seen] == ["GET", "POST", "POST", "POST"]
-    assert methods == ["GET", "POST", "POST", "POST"]
+    assert [c.method for c in observer.calls] == ["GET", "POST", "POST", "POST"]
     long_post = fp.seen[1]
     assert long_post.query_string == ""
     assert long_post.headers["Content-Type"] == "application/x-www-form-urlencoded"
@@ -929,18 +938,7 @@ async def test_stream_series_empty_and_not_json_content_type(fake: StartFake) ->
 
 
 async def test_stream_series_switches_to_post_like_series(fake: StartFake) -> None:
-    methods: list[tuple[str, str, list[tuple[str, str]], int | None]] = []
-
-    def observer(
-        endpoint: str,
-        method: str,
-        params: Sequence[tuple[str, str]],
-        status: int | None,
-        seconds: float,
-        error: PrometheusError | None,
-    ) -> None:
-        methods.append((endpoint, method, list(params), status))
-
+    observer = Observed()
     fp = await fake(prom_json([{"__name__": "up"}]))
     config = PrometheusConfig(url=fp.url(), max_get_url_length=1000)
     async with PrometheusClient(config, observer=observer) as client:
@@ -950,6 +948,7 @@ async def test_stream_series_switches_to_post_like_series(fake: StartFake) -> No
         await client.stream_series([_long_query(200)], start=5, sink=Batches())
     assert [s.method for s in fp.seen] == ["GET", "GET", "POST", "POST"]
     assert fp.seen[2].body == fp.seen[3].body
+    methods = [(c.endpoint, c.method, c.params, c.status) for c in observer.calls]
     short = ("/api/v1/series", "GET", [("match[]", "up"), ("start", "5")], 200)
     assert methods[0] == methods[1] == short
     assert methods[2] == methods[3]
@@ -977,18 +976,7 @@ STREAM_ERRORS = {
 async def test_stream_series_errors_are_series_errors(
     fake: StartFake, status: int, body: bytes, content_type: str
 ) -> None:
-    errors: list[PrometheusError | None] = []
-
-    def observer(
-        endpoint: str,
-        method: str,
-        params: Sequence[tuple[str, str]],
-        status: int | None,
-        seconds: float,
-        error: PrometheusError | None,
-    ) -> None:
-        errors.append(error)
-
+    observer = Observed()
     fp = await fake(web.Response(body=body, status=status, content_type=content_type))
     async with PrometheusClient(PrometheusConfig(url=fp.url()), observer=observer) as client:
         with pytest.raises(PrometheusError) as whole:
@@ -1008,7 +996,7 @@ async def test_stream_series_errors_are_series_errors(
         assert new.message.endswith(f"; application/json): {body.decode()!r}")
     else:
         assert new.message == old.message
-    assert errors == [old, new]
+    assert [c.error for c in observer.calls] == [old, new]
 
 
 async def test_stream_series_truncated_or_broken_bodies(fake: StartFake) -> None:
