@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import datetime
-import ipaddress
 import math
 import os
 import re
@@ -29,10 +27,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import packages
@@ -49,6 +43,7 @@ from harness.exporter import (
     synthetic_dataset,
 )
 from harness.kubectl import kubectl_get_raw, write_kubeconfig
+from harness.pki import CertificateAuthority
 from harness.ports import free_port, wait_for_http
 from harness.prometheus import PrometheusError, PrometheusProcess
 from harness.recording_proxy import LOGIN_PAGE, running_recording_proxy
@@ -819,64 +814,11 @@ class Tls:
 
 def _make_tls(directory: Path, name: str) -> Tls:
     """A CA and a server certificate for 127.0.0.1 signed by it."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"harness test CA {name}")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / f"{name}-ca.crt"
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert_file = directory / f"{name}-server.crt"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file = directory / f"{name}-server.key"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ca = CertificateAuthority(f"harness test CA {name}")
+    cert_file, key_file = ca.issue_server(["127.0.0.1"]).write(directory, f"{name}-server")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    return Tls(ca_file, context)
+    return Tls(ca.write(directory, f"{name}-ca"), context)
 
 
 API_BODY = '{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"custom.metrics.k8s.io/v1beta2","resources":[]}'
