@@ -189,11 +189,13 @@ class CustomMetricsProvider:
         per object: then a warning says why, once per rule and label)."""
         if self._shared is None or not namespace:
             return None
+        source = series.rule.query.template.source
+        key = (source, label)
+        if self._shared_problems.get(key) is not None:
+            return None  # known not to be shared: no need to render the query
         query = series.rule.query.build(
             series.series_name, resource, namespace, None, metric_selector
         )
-        source = series.rule.query.template.source
-        key = (source, label)
         if key not in self._shared_problems:
             problem = self._shared_problems[key] = sharing_problem(source, query, label)
             if problem is not None:
