@@ -16,6 +16,12 @@ body instead, so a `pods/*` query over thousands of pods never meets a 414 "URI 
 (Go adapter issue #668, crane #907). The first such switch is logged at info level; the
 request observer sees the method actually used ("POST").
 
+Transport (not Go's): requests whose whole answer is read go over `http1.Http1Pool`, a lean
+keep-alive HTTP/1.1 client (see docs/performance.md for what it saves). aiohttp carries the
+rest: requests through a proxy, the streamed series listing, redirects (the first one
+switches the client to aiohttp for good) and every request when a `--prometheus-header`
+sets Accept-Encoding.
+
 `stream_series` (not in the Go adapter) is `series` for discovery, whose answers can hold
 millions of series: the body is parsed as it arrives (`series_stream`) and handed on in
 batches, so memory does not grow with the number of series.
@@ -25,8 +31,8 @@ import asyncio
 import logging
 import math
 import time as _time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Generic, Protocol, TypeVar
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -42,6 +48,7 @@ from adapter.prometheus.config import (
     parse_header_flags,
 )
 from adapter.prometheus.errors import PrometheusError
+from adapter.prometheus.http1 import Http1Pool, ResponseFramingError
 from adapter.prometheus.results import (
     QueryResult,
     ResponseProblem,
@@ -92,8 +99,34 @@ _STREAM_CHUNK = 64 * 1024
 SeriesSink = Callable[[list[dict[str, str]]], None]
 """Takes each batch of series (label sets) as `stream_series` parses them."""
 
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
 # Reads a response (status known, body not read yet) sent with the given method.
 _Reader = Callable[[aiohttp.ClientResponse, str], Awaitable[_T]]
+
+
+class _WholeResponse(Protocol):
+    """What reading a whole body needs: an aiohttp response or an `HTTPResponse`."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    async def read(self) -> bytes: ...
+
+
+_WholeReader = Callable[[_WholeResponse, str], Awaitable[_T]]
+
+
+class _Streamed(Generic[_T]):
+    """A reader of aiohttp's streamed body; such requests never take the lean client."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: _Reader[_T]) -> None:
+        self.read = read
 
 
 class RequestObserver(Protocol):
@@ -132,6 +165,10 @@ class PrometheusClient(PooledClient):
         "_auth_header",
         "_config",
         "_endpoints",
+        "_lean",
+        "_lean_accept",
+        "_lean_headers",
+        "_lean_paths",
         "_observer",
         "_post_logged",
         "_proxy",
@@ -226,6 +263,37 @@ class PrometheusClient(PooledClient):
             if s
         )
         self._post_logged = False
+        # The lean HTTP/1.1 client, unless a proxy is in the way or a --prometheus-header
+        # asked for compressed answers (aiohttp inflates any encoding it is sent).
+        self._lean: Http1Pool | None = None
+        if self._proxy is None and "accept-encoding" not in user_keys:
+            assert base.raw_host is not None and base.port is not None
+            self._lean = Http1Pool(
+                base.raw_host,
+                base.port,
+                ssl_context=self._ssl if base.scheme == "https" else None,
+                limit=config.max_connections,
+            )
+        self._lean_paths = {ep: URL(u).raw_path for ep, u in self._endpoints.items()}
+        # Header blocks as aiohttp sends them: Host first (without a default port), then ours;
+        # for POST our Content-Type replaces a user's (Go's Header.Set).
+        host = f"[{base.raw_host}]" if ":" in (base.raw_host or "") else base.raw_host
+        if not base.is_default_port():
+            host = f"{host}:{base.port}"
+        lean = [] if "host" in user_keys else [("Host", host or "")]
+        lean.extend(headers)
+        self._lean_accept = "" if "accept" in user_keys else "Accept: */*\r\n"  # as aiohttp
+        self._lean_headers = {
+            method: "".join(
+                f"{k}: {v}\r\n" for k, v in lean if method == "GET" or k.lower() != "content-type"
+            )
+            for method in ("GET", "POST")
+        }
+
+    async def close(self) -> None:
+        await super().close()
+        if self._lean is not None:
+            await self._lean.close()
 
     async def query(self, query: str, time: float | None = None) -> QueryResult:
         """Instant query at `time` (Unix seconds; Prometheus' "now" when None)."""
@@ -263,7 +331,7 @@ class PrometheusClient(PooledClient):
         async def read(resp: aiohttp.ClientResponse, method: str) -> int:
             return await _read_series(resp, method, sink)
 
-        return await self._request(SERIES_ENDPOINT, params, read)
+        return await self._request(SERIES_ENDPOINT, params, _Streamed(read))
 
     async def labels(
         self, matches: Sequence[str] = (), start: float | None = None, end: float | None = None
@@ -337,7 +405,7 @@ class PrometheusClient(PooledClient):
         self,
         endpoint: str,
         params: list[tuple[str, str]],
-        read: _Reader[_T],
+        read: "_WholeReader[_T] | _Streamed[_T]",
         *,
         get_only: bool = False,
     ) -> _T:
@@ -358,13 +426,6 @@ class PrometheusClient(PooledClient):
                     "(--prometheus-max-get-url-length)",
                     limit,
                 )
-        headers = self._headers(method)
-        if method == "GET":
-            target = URL(f"{url}?{encoded}" if encoded else url, encoded=True)
-            body = None
-        else:
-            target = URL(url, encoded=True)
-            body = encoded.encode()
         status: int | None = None
         error: PrometheusError | None = None
         completed = False  # stays False (and unobserved) when the caller cancels us
@@ -379,19 +440,34 @@ class PrometheusClient(PooledClient):
                 url=url,
             )
 
-        session = self._get_session()
+        if self._closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
         started = _time.perf_counter()
         try:
-            async with session.request(
+            if self._lean is not None and not isinstance(read, _Streamed):
+                async with asyncio.timeout(self._config.timeout):
+                    answer = await self._lean.request(self._lean_request(endpoint, method, encoded))
+                status = answer.status
+                if status not in _REDIRECTS:
+                    result = await read(answer, method)
+                    completed = True
+                    return result
+                # aiohttp follows redirects as Go does: it sends this request again and, as
+                # this server redirects, all later ones.
+                _log.info("Prometheus answered %d; following redirects from now on", status)
+                lean, self._lean = self._lean, None
+                if lean is not None:
+                    await lean.close()
+            async with self._get_session().request(
                 method,
-                target,
-                data=body,
-                headers=headers,
+                URL(f"{url}?{encoded}" if method == "GET" and encoded else url, encoded=True),
+                data=encoded.encode() if method == "POST" else None,
+                headers=self._headers(method),
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
             ) as resp:
                 status = resp.status
-                result = await read(resp, method)
+                result = await (read.read if isinstance(read, _Streamed) else read)(resp, method)
             completed = True
             return result
         except PrometheusError as err:
@@ -404,8 +480,10 @@ class PrometheusClient(PooledClient):
             # Before ClientError: aiohttp's timeout errors subclass both.
             error = fail("timeout", f"no response within {self._config.timeout:g}s")
             raise error from None
-        except aiohttp.ClientResponseError as err:  # too many redirects, bad headers
-            error = fail("bad_response", f"{type(err).__name__}: {err.message}")
+        except (aiohttp.ClientResponseError, ResponseFramingError) as err:
+            # Too many redirects, bad headers, a response we cannot frame.
+            detail = err.message if isinstance(err, aiohttp.ClientResponseError) else str(err)
+            error = fail("bad_response", f"{type(err).__name__}: {detail}")
             raise error from None
         except (aiohttp.ClientError, OSError) as err:
             error = fail("connection", f"{type(err).__name__}: {err}")
@@ -415,6 +493,31 @@ class PrometheusClient(PooledClient):
             _log.debug("%s %s %s (%.3fs)", method, url, status, elapsed)
             if self._observer is not None and (completed or error is not None):
                 self._notify(endpoint, method, params, status, elapsed, error)
+
+    def _lean_request(self, endpoint: str, method: str, encoded: str) -> bytes:
+        """The request as bytes for `Http1Pool`: the same headers `_headers` gives aiohttp."""
+        path = self._lean_paths[endpoint]
+        if method == "GET":
+            head = f"GET {path}?{encoded} HTTP/1.1\r\n" if encoded else f"GET {path} HTTP/1.1\r\n"
+            body = ""
+        else:
+            head = f"POST {path} HTTP/1.1\r\n"
+            body = encoded
+        auth = self._auth_header
+        if auth is None and self._token is not None:
+            token = self._token.current()
+            auth = f"Bearer {token}" if token else None
+        lines = [head, self._lean_headers[method]]
+        if auth is not None:
+            lines.append(f"Authorization: {auth}\r\n")
+        if method == "POST":
+            lines.append(f"Content-Type: {_FORM}\r\n")
+        lines.append(self._lean_accept)
+        if method == "POST":
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.append("\r\n")
+        lines.append(body)
+        return "".join(lines).encode()
 
     def _notify(
         self,
@@ -432,10 +535,10 @@ class PrometheusClient(PooledClient):
             _log.exception("Prometheus request observer failed")
 
 
-def _buffered(parse: Callable[[object, tuple[str, ...]], _T]) -> _Reader[_T]:
+def _buffered(parse: Callable[[object, tuple[str, ...]], _T]) -> _WholeReader[_T]:
     """A reader of the whole body: decode_response, then `parse(data, warnings)`."""
 
-    async def read(resp: aiohttp.ClientResponse, method: str) -> _T:
+    async def read(resp: _WholeResponse, method: str) -> _T:
         content = await resp.read()
         content_type = resp.headers.get("Content-Type", "")
         data, warnings = decode_response(

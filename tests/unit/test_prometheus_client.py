@@ -574,6 +574,35 @@ async def test_connection_refused() -> None:
     assert f"http://127.0.0.1:{port}/prom/api/v1/query" in str(err)
 
 
+async def test_redirects_are_followed(fake: StartFake) -> None:
+    async def respond(request: web.Request) -> web.Response:
+        if request.path.startswith("/old/"):
+            raise web.HTTPFound(f"/new/api/v1/query?{request.rel_url.raw_query_string}")
+        return prom_json({"resultType": "vector", "result": []})
+
+    fp = await fake(respond)
+    async with PrometheusClient(PrometheusConfig(url=fp.url("/old"))) as client:
+        for _ in range(2):
+            assert (await client.query("up")).samples == ()
+    # The first redirect is seen twice: once by the lean client, which hands over to aiohttp.
+    assert [s.path.split("/")[1] for s in fp.seen] == ["old", "old", "new", "old", "new"]
+
+
+async def test_an_answer_that_is_not_http_is_a_bad_response() -> None:
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n")
+        await writer.drain()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, PrometheusClient(PrometheusConfig(url=f"http://127.0.0.1:{port}")) as c:
+        with pytest.raises(PrometheusError) as info:
+            await c.query("up")
+    assert (info.value.error_type, info.value.status) == ("bad_response", None)
+    assert "malformed response" in str(info.value)
+
+
 @dataclass
 class Call:
     endpoint: str
