@@ -384,15 +384,18 @@ class PrometheusClient(PooledClient):
 
     def _headers(self, method: str) -> CIMultiDict[str]:
         headers = CIMultiDict(self._static_headers)
-        if self._auth_header is not None:
-            headers["Authorization"] = self._auth_header
-        elif self._token is not None:
-            token = self._token.current()
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
+        auth = self._authorization()
+        if auth is not None:
+            headers["Authorization"] = auth
         if method == "POST":
             headers["Content-Type"] = _FORM  # Go uses Header.Set: replaces a user's value
         return headers
+
+    def _authorization(self) -> str | None:
+        if self._auth_header is not None:
+            return self._auth_header
+        token = self._token.current() if self._token is not None else ""
+        return f"Bearer {token}" if token else None
 
     def _redact(self, text: str) -> str:
         token = self._token.current() if self._token is not None else ""
@@ -503,10 +506,7 @@ class PrometheusClient(PooledClient):
         else:
             head = f"POST {path} HTTP/1.1\r\n"
             body = encoded
-        auth = self._auth_header
-        if auth is None and self._token is not None:
-            token = self._token.current()
-            auth = f"Bearer {token}" if token else None
+        auth = self._authorization()
         lines = [head, self._lean_headers[method]]
         if auth is not None:
             lines.append(f"Authorization: {auth}\r\n")
