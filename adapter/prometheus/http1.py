@@ -2,7 +2,7 @@
 
 Every request the HPA makes costs one Prometheus query. aiohttp's client spent ~160 µs of CPU
 on each on this machine class; writing a request and reading its answer on a bare keep-alive
-connection costs ~50 µs, and the adapter's whole request CPU fell by a third with this client.
+connection costs ~50 µs. With this client a named request's CPU fell from ~0.6 to ~0.3 ms.
 It does only what the query path needs: one host, GET or POST, HTTP/1.1 with keep-alive,
 answers framed by Content-Length, chunked encoding or the connection's end, held whole in
 memory (query answers are small; discovery's large bodies keep aiohttp's streaming).
@@ -304,7 +304,11 @@ class Http1Pool:
 
     async def _exchange(self, conn: _Connection, data: bytes) -> HTTPResponse:
         waiter: asyncio.Future[HTTPResponse] = asyncio.get_running_loop().create_future()
-        conn.send(data, waiter)
+        try:
+            conn.send(data, waiter)
+        except (RuntimeError, OSError) as err:  # uvloop refuses writes to a closed transport
+            conn.abort()
+            raise _ClosedBeforeAnswer(f"the connection is closed: {err}") from None
         try:
             response = await waiter
         except BaseException:
