@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 
 __all__ = ["HTTPResponse", "Http1Pool", "ResponseFramingError"]
 
-# Go's server limits request heads to 1 MB; an answer's head is a few hundred bytes.
+# A Prometheus answer's head is a few hundred bytes; 64 KiB is surely not one.
 _MAX_HEAD = 64 * 1024
 _NO_BODY_STATUSES = frozenset({204, 304})
 
@@ -304,11 +304,7 @@ class Http1Pool:
 
     async def _exchange(self, conn: _Connection, data: bytes) -> HTTPResponse:
         waiter: asyncio.Future[HTTPResponse] = asyncio.get_running_loop().create_future()
-        try:
-            conn.send(data, waiter)
-        except (RuntimeError, OSError) as err:  # uvloop refuses writes to a closed transport
-            conn.abort()
-            raise _ClosedBeforeAnswer(f"the connection is closed: {err}") from None
+        conn.send(data, waiter)
         try:
             response = await waiter
         except BaseException:

@@ -263,10 +263,27 @@ async def test_bytes_beyond_the_answer_drop_the_connection() -> None:
     assert server.connections == 2
 
 
+async def transport_closed_under_the_pool() -> int:
+    """An idle connection reset behind the pool's back is not used again."""
+    async with scripted(writes(CONTENT_LENGTH)) as server:
+        pool = pool_for(server)
+        assert (await pool.request(REQUEST)).body == OK
+        idle = pool._idle[-1]  # white box: close it the way a reset would, behind our back
+        assert idle.transport is not None
+        idle.transport.abort()
+        assert (await pool.request(REQUEST)).body == OK
+        await pool.close()
+        return server.connections
+
+
+async def test_a_transport_closed_under_the_pool() -> None:
+    assert await transport_closed_under_the_pool() == 2
+
+
 def test_on_uvloop() -> None:
     """uvloop's transports differ from asyncio's (they are not asyncio.Transport)."""
 
-    async def scenario() -> int:
+    async def reused() -> int:
         async with scripted(writes(CONTENT_LENGTH)) as server:
             pool = pool_for(server)
             for _ in range(3):
@@ -275,4 +292,5 @@ def test_on_uvloop() -> None:
             return server.connections
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        assert runner.run(scenario()) == 1
+        assert runner.run(reused()) == 1
+        assert runner.run(transport_closed_under_the_pool()) == 2
