@@ -3,14 +3,15 @@ the adapter as its own process over HTTPS, and a kubeconfig for the real kubectl
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
 
-from harness.adapter import AdapterProcess
-from harness.exporter import Exporter, demo_dataset, running_exporter
+from harness.adapter import AdapterProcess, running_adapter
+from harness.exporter import Dataset, demo_dataset, running_exporter
 from harness.kubectl import kubectl_get_raw, write_kubeconfig
 from harness.prometheus import PrometheusProcess
 
@@ -20,7 +21,6 @@ DEMO_CONFIG = REPO / "config" / "demo.yaml"
 
 @dataclass
 class Stack:
-    exporter: Exporter
     prometheus: PrometheusProcess
     adapter: AdapterProcess
     kubeconfig: Path
@@ -44,25 +44,27 @@ async def wait_for_rates(prometheus: PrometheusProcess, pods: int) -> None:
     )
 
 
+@asynccontextmanager
+async def scraping_prometheus(dataset: Dataset) -> AsyncIterator[PrometheusProcess]:
+    """A real Prometheus scraping an exporter of `dataset`, once every pod has a rate."""
+    async with (
+        running_exporter(dataset) as exporter,
+        PrometheusProcess([exporter.target]) as prometheus,
+    ):
+        await wait_for_rates(prometheus, len(dataset.pods))
+        yield prometheus
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: Any) -> AsyncIterator[Stack]:
-    dataset = demo_dataset()
-    async with running_exporter(dataset) as exporter:
-        prometheus = PrometheusProcess([exporter.target])
-        try:
-            await prometheus.start()
-            await wait_for_rates(prometheus, len(dataset.pods))
-            adapter = AdapterProcess(DEMO_CONFIG, prometheus.url)
-            try:
-                await adapter.start()
-                kubeconfig = write_kubeconfig(
-                    tmp_path_factory.mktemp("kube") / "config",
-                    adapter.url,
-                    ca_file=str(adapter.ca_file),
-                    token="no-cluster",
-                )
-                yield Stack(exporter, prometheus, adapter, kubeconfig)
-            finally:
-                await adapter.close()
-        finally:
-            await prometheus.close()
+    async with (
+        scraping_prometheus(demo_dataset()) as prometheus,
+        running_adapter(DEMO_CONFIG, prometheus.url) as adapter,
+    ):
+        kubeconfig = write_kubeconfig(
+            tmp_path_factory.mktemp("kube") / "config",
+            adapter.url,
+            ca_file=str(adapter.ca_file),
+            token="no-cluster",
+        )
+        yield Stack(prometheus, adapter, kubeconfig)

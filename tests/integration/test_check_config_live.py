@@ -15,10 +15,9 @@ import pytest
 import pytest_asyncio
 
 from adapter.check_config import check_config_main
-from harness.exporter import demo_dataset, running_exporter
+from harness.exporter import demo_dataset
 from harness.ports import free_port
-from harness.prometheus import PrometheusProcess
-from tests.integration.conftest import wait_for_rates
+from tests.integration.conftest import scraping_prometheus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -31,12 +30,7 @@ DEMO, HELM, SAMPLE = (
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def prometheus_url() -> AsyncIterator[str]:
-    dataset = demo_dataset()
-    async with (
-        running_exporter(dataset) as exporter,
-        PrometheusProcess([exporter.target]) as prometheus,
-    ):
-        await wait_for_rates(prometheus, len(dataset.pods))
+    async with scraping_prometheus(demo_dataset()) as prometheus:
         yield prometheus.url
 
 

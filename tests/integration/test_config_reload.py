@@ -15,9 +15,9 @@ import pytest_asyncio
 import yaml
 
 from harness.adapter import AdapterProcess
-from harness.exporter import demo_dataset, running_exporter
+from harness.exporter import demo_dataset
 from harness.prometheus import PrometheusProcess
-from tests.integration.conftest import DEMO_CONFIG, wait_for_rates
+from tests.integration.conftest import DEMO_CONFIG, scraping_prometheus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -34,14 +34,8 @@ def write_atomically(path: Path, config: dict[str, Any]) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def prometheus() -> AsyncIterator[PrometheusProcess]:
-    async with running_exporter(demo_dataset()) as exporter:
-        process = PrometheusProcess([exporter.target])
-        try:
-            await process.start()
-            await wait_for_rates(process, 3)
-            yield process
-        finally:
-            await process.close()
+    async with scraping_prometheus(demo_dataset()) as process:
+        yield process
 
 
 async def test_reload_under_load(prometheus: PrometheusProcess, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ import pytest_asyncio
 
 from adapter.promql.quantity import decimal_si_quantity
 from harness.adapter import AdapterProcess, running_adapter
-from harness.exporter import running_exporter, synthetic_dataset
+from harness.exporter import synthetic_dataset
 from harness.prometheus import PrometheusProcess
 from harness.recording_proxy import RecordingProxy, running_recording_proxy
-from tests.integration.conftest import DEMO_CONFIG, wait_for_rates
+from tests.integration.conftest import DEMO_CONFIG, scraping_prometheus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -28,14 +28,8 @@ DIRECT = 'sum(irate(http_requests_total{namespace="ns-0"}[1m])) by (pod)'
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def prometheus() -> AsyncIterator[PrometheusProcess]:
-    async with running_exporter(synthetic_dataset(PODS, 1)) as exporter:
-        process = PrometheusProcess([exporter.target])
-        try:
-            await process.start()
-            await wait_for_rates(process, PODS)
-            yield process
-        finally:
-            await process.close()
+    async with scraping_prometheus(synthetic_dataset(PODS, 1)) as process:
+        yield process
 
 
 async def expected_values(prometheus: PrometheusProcess) -> dict[str, str]:
