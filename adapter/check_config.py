@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from adapter.check_config_live import (
@@ -331,16 +331,24 @@ def _render_explain(ex: dict[str, Any], out: list[str]) -> None:
     out += ["    " + line for line in json.dumps(ex["response"], indent=2).splitlines()]
 
 
-def _render_live(live: dict[str, Any], out: list[str]) -> None:
-    out.append(f"live: {live['prometheus']}, series of the last {live['maxAge']}")
+def _render_rule_sections(
+    doc: dict[str, Any],
+    render_rule: Callable[[dict[str, Any], list[str]], None],
+    out: list[str],
+) -> None:
     for section, api in (
         ("rules", "custom.metrics.k8s.io"),
         ("externalRules", "external.metrics.k8s.io"),
     ):
-        if live[section]:
+        if doc[section]:
             out.append(f"{section} ({api}):")
-            for rule in live[section]:
-                _render_live_rule(rule, out)
+            for rule in doc[section]:
+                render_rule(rule, out)
+
+
+def _render_live(live: dict[str, Any], out: list[str]) -> None:
+    out.append(f"live: {live['prometheus']}, series of the last {live['maxAge']}")
+    _render_rule_sections(live, _render_live_rule, out)
     advertised = live["advertised"]
     out.append(
         f"advertised: {len(advertised['custom'])} custom metrics, "
@@ -375,14 +383,7 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"warning: {_issue_line(file, warning)}")
         _render_live(report["live"], lines)
         return "\n".join(lines) + "\n"
-    for section, api in (
-        ("rules", "custom.metrics.k8s.io"),
-        ("externalRules", "external.metrics.k8s.io"),
-    ):
-        if report[section]:
-            lines.append(f"{section} ({api}):")
-            for rule in report[section]:
-                _render_rule(rule, lines)
+    _render_rule_sections(report, _render_rule, lines)
     if rr:
         lines.append(f"resourceRules (metrics.k8s.io), window {rr['window']}:")
         for key in ("cpu", "memory"):
