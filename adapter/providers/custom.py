@@ -27,12 +27,12 @@ from adapter.discovery.registry import CustomMetricInfo, MetricRegistry, SeriesI
 from adapter.errors import InternalError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, RESTMapper
 from adapter.naming.errors import NamingError
-from adapter.prometheus.client import PrometheusError, QueryResult
+from adapter.prometheus.client import QueryResult
 from adapter.promql.label_selector import Selector, SelectorError, to_label_selector
 from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
-from adapter.providers.querier import MetricQuerier, object_values
+from adapter.providers.querier import MetricQuerier, object_values, query_or_500
 from adapter.providers.shared_queries import NamespaceQueries, sharing_problem
 
 __all__ = ["CustomMetricsProvider", "MetricValue", "ObjectReference"]
@@ -257,11 +257,7 @@ class CustomMetricsProvider:
 
         async def run(query: str) -> QueryResult:
             async with limit:
-                try:
-                    return await self._prometheus.query(query, at)
-                except PrometheusError as exc:
-                    log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
-                    raise InternalError("unable to fetch metrics") from None
+                return await query_or_500(self._prometheus, query, at)
 
         if len(queries) == 1:
             return [await run(queries[0])]

@@ -12,10 +12,9 @@ from adapter.discovery.registry import MetricRegistry
 from adapter.errors import InternalError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import NAMESPACES
 from adapter.naming.errors import NamingError
-from adapter.prometheus.client import PrometheusError
 from adapter.promql.label_selector import Selector
 from adapter.promql.quantity import decimal_si_quantity
-from adapter.providers.querier import MetricQuerier
+from adapter.providers.querier import MetricQuerier, query_or_500
 
 __all__ = ["ExternalMetricValue", "ExternalMetricsProvider"]
 
@@ -51,11 +50,7 @@ class ExternalMetricsProvider:
         except NamingError as exc:
             log.error("unable to generate a query for the metric %s: %s", metric, exc)
             raise InternalError("unable to fetch metrics") from None
-        try:
-            result = await self._prometheus.query(query)
-        except PrometheusError as exc:
-            log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
-            raise InternalError("unable to fetch metrics") from None
+        result = await query_or_500(self._prometheus, query)
         if result.result_type == "scalar":
             sample = result.samples[0]
             return [

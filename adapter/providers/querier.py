@@ -12,15 +12,27 @@ from collections.abc import Callable
 from typing import Protocol
 
 from adapter.errors import InternalError
-from adapter.prometheus.client import QueryResult
+from adapter.prometheus.client import PrometheusError, QueryResult
 
-__all__ = ["MetricQuerier", "SingleFlightQuerier", "object_values"]
+__all__ = ["MetricQuerier", "SingleFlightQuerier", "object_values", "query_or_500"]
 
 log = logging.getLogger(__name__)
 
 
 class MetricQuerier(Protocol):
     async def query(self, query: str, time: float | None = None) -> QueryResult: ...
+
+
+async def query_or_500(
+    querier: MetricQuerier, query: str, time: float | None = None
+) -> QueryResult:
+    """The query's result; a Prometheus failure is logged and answered with a 500, as in
+    the Go adapter."""
+    try:
+        return await querier.query(query, time)
+    except PrometheusError as exc:
+        log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
+        raise InternalError("unable to fetch metrics") from None
 
 
 class SingleFlightQuerier:

@@ -13,18 +13,13 @@ checks that with `adapter.promql.per_object` and queries per request otherwise.
 """
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Mapping
 
-from adapter.errors import InternalError
-from adapter.prometheus.client import PrometheusError
 from adapter.promql.per_object import shared_query_problem
-from adapter.providers.querier import MetricQuerier, object_values
+from adapter.providers.querier import MetricQuerier, object_values, query_or_500
 
 __all__ = ["NamespaceQueries", "sharing_problem"]
-
-log = logging.getLogger(__name__)
 
 _SWEEP_SIZE = 1024  # entries before expired ones are dropped on insert
 
@@ -65,12 +60,7 @@ class NamespaceQueries:
         return await asyncio.shield(entry[1])
 
     async def _fetch(self, query: str, label: str) -> dict[str, float]:
-        try:
-            result = await self._querier.query(query)
-        except PrometheusError as exc:
-            log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
-            raise InternalError("unable to fetch metrics") from None
-        return object_values(result, label, query)
+        return object_values(await query_or_500(self._querier, query), label, query)
 
     def _finished(self, key: tuple[str, str], task: asyncio.Task[dict[str, float]]) -> None:
         if task.cancelled() or task.exception() is not None:
