@@ -134,10 +134,14 @@ async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend
             await asyncio.wait_for(mapper.refresh(), DISCOVERY_STARTUP_WAIT)
         if not mapper.synced.is_set():
             log.warning("API discovery has not answered yet; using the built-in resource table")
-        # Overrides are checked against the cluster's resources, as the Go adapter does.
-        compiled = load_rules(
-            args.config, mapper=mapper, require_known_resources=mapper.synced.is_set()
-        )
+
+        def load() -> CompiledConfig:
+            # Overrides are checked against the cluster's resources, as the Go adapter does.
+            return load_rules(
+                args.config, mapper=mapper, require_known_resources=mapper.synced.is_set()
+            )
+
+        compiled = load()
         objects = KubernetesObjectLister(lister, mapper)
         closers.append(objects.close)
 
@@ -185,9 +189,7 @@ async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend
             mapper=mapper,
             objects=objects,
             compiled=compiled,
-            load=lambda: load_rules(
-                args.config, mapper=mapper, require_known_resources=mapper.synced.is_set()
-            ),
+            load=load,
             resource_objects=cluster_resource_objects,
             middlewares=[
                 authentication_middleware(
