@@ -269,6 +269,8 @@ def prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
         ca_file=args.prometheus_ca_file,
         client_cert_file=args.prometheus_client_tls_cert_file,
         client_key_file=args.prometheus_client_tls_key_file,
+        auth_config=args.prometheus_auth_config,
+        auth_incluster=args.prometheus_auth_incluster,
         timeout=args.prometheus_timeout,
         max_get_url_length=args.prometheus_max_get_url_length,
     )
@@ -286,7 +288,12 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
             f'unsupported Prometheus HTTP verb "{args.prometheus_verb}"; '
             'supported verbs: "GET" and "POST"'
         )
-    if args.prometheus_auth_incluster and args.prometheus_auth_config:
+    # Go only looks at the two when --prometheus-ca-file is not given.
+    if (
+        args.prometheus_auth_incluster
+        and args.prometheus_auth_config
+        and not args.prometheus_ca_file
+    ):
         errors.append(
             "may not use both in-cluster auth and an explicit kubeconfig at the same time"
         )

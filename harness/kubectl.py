@@ -30,11 +30,13 @@ def write_kubeconfig(
     ca_file: str | None = None,
     insecure: bool = False,
     token: str | None = None,
+    user: dict[str, Any] | None = None,
 ) -> Path:
     """Write a kubeconfig whose only context, ``adapter``, talks to ``server``.
 
     ``ca_file`` pins the server's CA; ``insecure`` skips verification (kubectl refuses both at
-    once); ``token`` is sent as ``Authorization: Bearer``.
+    once); ``token`` is sent as ``Authorization: Bearer``; ``user`` adds other fields of the
+    kubeconfig's user (``tokenFile``, ``username``, ``client-certificate``, ``exec``...).
     """
     if ca_file is not None and insecure:
         raise ValueError("give ca_file or insecure, not both: kubectl rejects the combination")
@@ -43,7 +45,7 @@ def write_kubeconfig(
         cluster["certificate-authority"] = str(Path(ca_file).resolve())
     if insecure:
         cluster["insecure-skip-tls-verify"] = True
-    user: dict[str, Any] = {}
+    user = dict(user or {})
     if token is not None:
         user["token"] = token
     config = {

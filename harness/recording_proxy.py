@@ -2,12 +2,15 @@
 
 Put it between the code under test and a real Prometheus. It forwards every request and
 records it; it can also refuse long URLs with 414 (as nginx or Prometheus' own HTTP server
-do) or answer everything with an HTML login page (a misconfigured proxy or auth portal).
+do), answer everything with an HTML login page (a misconfigured proxy or auth portal), or
+stand for an authenticating TLS front such as OpenShift's kube-rbac-proxy: serve HTTPS and
+answer 401 to a request without the expected ``Authorization`` header.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -64,12 +67,18 @@ class RecordingProxy:
         *,
         max_url_length: int | None = None,
         html_error: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        authorization: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.upstream_url = upstream_url.rstrip("/")
         self.max_url_length = max_url_length
         self.html_error = html_error
+        self.ssl_context = ssl_context
+        self.authorization = authorization
+        """When set, the only ``Authorization`` value let through; may be changed while
+        running (a rotated token)."""
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
@@ -79,7 +88,8 @@ class RecordingProxy:
     @property
     def url(self) -> str:
         """Base URL of the proxy; a request to ``url + P`` goes to ``upstream_url + P``."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def clear(self) -> None:
         self.requests.clear()
@@ -103,6 +113,10 @@ class RecordingProxy:
     async def _answer(self, request: web.Request, body: bytes) -> tuple[int, web.Response]:
         if self.html_error:
             return 200, web.Response(text=LOGIN_PAGE, content_type="text/html")
+        if self.authorization is not None and (
+            request.headers.getall("Authorization", []) != [self.authorization]
+        ):
+            return 401, web.Response(status=401, text="Unauthorized\n")
         if self.max_url_length is not None and len(request.raw_path) > self.max_url_length:
             return 414, web.Response(status=414, text="414 Request-URI Too Long\n")
         assert self._session is not None
@@ -148,7 +162,7 @@ class RecordingProxy:
             max_field_size=_MAX_LINE,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
@@ -167,9 +181,17 @@ async def running_recording_proxy(
     *,
     max_url_length: int | None = None,
     html_error: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+    authorization: str | None = None,
 ) -> AsyncIterator[RecordingProxy]:
     """Run a :class:`RecordingProxy` to ``upstream_url`` for the duration of the block."""
-    proxy = RecordingProxy(upstream_url, max_url_length=max_url_length, html_error=html_error)
+    proxy = RecordingProxy(
+        upstream_url,
+        max_url_length=max_url_length,
+        html_error=html_error,
+        ssl_context=ssl_context,
+        authorization=authorization,
+    )
     try:
         await proxy.start()
         yield proxy

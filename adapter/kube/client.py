@@ -1,23 +1,17 @@
 """A thin Kubernetes API client on aiohttp: GET, POST and watch on raw JSON.
 
 Kept deliberately small (see the dependency notes): no typed models, one pooled session,
-orjson for bodies. Authentication: bearer token (static, file re-read on change, or exec
-plugin), client certificate, CA data or insecure; requests pass a client-go style token
-bucket first.
+orjson for bodies. TLS and credentials come from `ClientCredentials` (a kubeconfig's token,
+token file, basic auth, client certificate or exec plugin); requests pass a client-go style
+token bucket first.
 """
 
 import asyncio
-import base64
 import contextlib
-import datetime
 import logging
-import os
 import ssl
-import sys
-import tempfile
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,8 +23,8 @@ from yarl import URL
 from adapter.http_client import PooledClient
 from adapter.kube.api import KubeAPIError
 from adapter.kube.config import KubeConfig, KubeConfigError
+from adapter.kube.credentials import ClientCredentials
 from adapter.prometheus.transport import env_proxy
-from adapter.token_file import TokenFile, TokenFileError
 
 __all__ = ["PARTIAL_METADATA_LIST_ACCEPT", "KubeClient", "TokenBucket"]
 
@@ -41,10 +35,6 @@ PARTIAL_METADATA_LIST_ACCEPT = (
 )
 _JSON = "application/json"
 _WATCH_IDLE_SECONDS = 300.0
-_EXEC_TIMEOUT_SECONDS = 60.0
-# Refresh exec credentials a little early so a request never carries a token that expires
-# while in flight.
-_EXEC_EXPIRY_MARGIN = 10.0
 _MAX_WATCH_LINE = 64 << 20
 
 
@@ -76,59 +66,6 @@ class TokenBucket:
                 raise
 
 
-@dataclass(frozen=True)
-class _ExecCredential:
-    token: str | None
-    cert: bytes | None
-    key: bytes | None
-    expires: float | None  # time.time() seconds
-
-
-def _build_ssl_context(config: KubeConfig, cert: bytes | None, key: bytes | None) -> ssl.SSLContext:
-    if config.insecure_skip_tls_verify:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif config.ca_data:
-        try:
-            # Non-ASCII bytes can only sit in comments between PEM blocks; cadata must be ASCII.
-            ctx = ssl.create_default_context(cadata=config.ca_data.decode("ascii", errors="ignore"))
-        except (ssl.SSLError, ValueError) as err:
-            raise KubeConfigError(f"no certificates found in the CA data: {err}") from None
-    else:
-        ctx = ssl.create_default_context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if cert is not None and key is not None:
-        _load_cert_chain(ctx, cert, key)
-    return ctx
-
-
-def _no_password() -> bytes:
-    raise KubeConfigError("the client key is encrypted; a passphrase is not supported")
-
-
-def _load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    """ssl has no in-memory API: write private (0600) temp files, load, delete at once."""
-    paths: list[str] = []
-    try:
-        for data in (cert, key):
-            fd, name = tempfile.mkstemp(prefix="kube-client-", suffix=".pem")
-            paths.append(name)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        ctx.load_cert_chain(paths[0], paths[1], password=_no_password)
-    except (OSError, ssl.SSLError) as err:
-        raise KubeConfigError(f"failed to load the client certificate and key: {err}") from None
-    finally:
-        for name in paths:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-
-
-def _parse_rfc3339(value: str) -> float:
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
 class KubeClient(PooledClient):
     """`KubeAPI` over one pooled aiohttp session, created lazily in the running loop."""
 
@@ -151,18 +88,9 @@ class KubeClient(PooledClient):
         self._connect_timeout = timeout
         self._user_agent = user_agent
         self._limiter = TokenBucket(qps, burst) if qps > 0 else None
-        try:
-            self._token_file = (
-                TokenFile(config.token_file, what="the token file") if config.token_file else None
-            )
-        except TokenFileError as exc:
-            raise KubeConfigError(str(exc)) from None
-        self._ssl = _build_ssl_context(config, config.client_cert_data, config.client_key_data)
+        self._credentials = ClientCredentials(config)
         self._proxy, proxy_auth = env_proxy(self._base)
         self._proxy_headers = {"Proxy-Authorization": proxy_auth} if proxy_auth else None
-        self._exec_cred: _ExecCredential | None = None
-        self._exec_ssl: ssl.SSLContext | None = None  # with the exec plugin's certificate
-        self._exec_lock: asyncio.Lock | None = None
 
     # --- KubeAPI ------------------------------------------------------------------
 
@@ -276,12 +204,7 @@ class KubeClient(PooledClient):
         return self._base.with_path(self._base_path + path)
 
     def _redact(self, text: str, secrets: Sequence[str] = ()) -> str:
-        candidates = [*secrets, self._config.token or ""]
-        if self._token_file is not None:
-            candidates.append(self._token_file.current())
-        if self._exec_cred is not None and self._exec_cred.token:
-            candidates.append(self._exec_cred.token)
-        for secret in candidates:
+        for secret in (*secrets, *self._credentials.secrets()):
             if secret:
                 text = text.replace(secret, "<redacted>")
         return text
@@ -371,7 +294,7 @@ class KubeClient(PooledClient):
             except (aiohttp.ClientError, OSError) as err:
                 msg = self._redact(f"{type(err).__name__}: {err}", secrets)
                 raise KubeAPIError(0, "ConnectionError", msg, path=path) from None
-            if resp.status == 401 and attempt == 1 and self._config.exec_command is not None:
+            if resp.status == 401 and attempt == 1 and self._credentials.uses_exec:
                 _log.info("401 from the API server: refreshing the exec plugin credentials")
                 resp.close()
                 continue
@@ -379,85 +302,14 @@ class KubeClient(PooledClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _auth(self, *, force_refresh: bool) -> tuple[CIMultiDict[str], ssl.SSLContext]:
+        credentials = self._credentials
+        if force_refresh or credentials.needs_refresh():
+            await credentials.refresh(force=force_refresh)
         headers: CIMultiDict[str] = CIMultiDict({"User-Agent": self._user_agent})
-        token = self._config.token or ""
-        if self._token_file is not None:
-            token = self._token_file.current() or token
-        ctx = self._ssl
-        if self._config.exec_command is not None:
-            cred = await self._exec_credential(force_refresh)
-            if cred.token:
-                token = cred.token
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if self._exec_ssl is not None:
-            ctx = self._exec_ssl
-        return headers, ctx
-
-    async def _exec_credential(self, force_refresh: bool) -> _ExecCredential:
-        if self._exec_lock is None:
-            self._exec_lock = asyncio.Lock()
-        stale = self._exec_cred
-        async with self._exec_lock:
-            cred = self._exec_cred
-            # A concurrent caller may have refreshed while we waited for the lock.
-            fresh = cred is not None and (cred is not stale or not force_refresh)
-            if fresh and cred is not None and not _expired(cred):
-                return cred
-            cred = await self._run_exec_plugin()
-            if cred.cert is not None and cred.key is not None:
-                # A new context: the connector keys its pool by SSL context, so connections
-                # made with the old certificate are not reused.
-                try:
-                    self._exec_ssl = _build_ssl_context(self._config, cred.cert, cred.key)
-                except KubeConfigError as err:
-                    raise KubeAPIError(0, "ExecPluginError", str(err)) from None
-            self._exec_cred = cred
-            return cred
-
-    async def _run_exec_plugin(self) -> _ExecCredential:
-        exec_cfg = self._config.exec_command
-        assert exec_cfg is not None
-        spec: dict[str, Any] = {"interactive": False}
-        if exec_cfg.provide_cluster_info:
-            cluster: dict[str, Any] = {"server": self._config.server}
-            if self._config.ca_data:
-                cluster["certificate-authority-data"] = base64.b64encode(
-                    self._config.ca_data
-                ).decode()
-            if self._config.insecure_skip_tls_verify:
-                cluster["insecure-skip-tls-verify"] = True
-            if self._config.tls_server_name:
-                cluster["tls-server-name"] = self._config.tls_server_name
-            spec["cluster"] = cluster
-        info = {"apiVersion": exec_cfg.api_version, "kind": "ExecCredential", "spec": spec}
-        env = {**os.environ, **dict(exec_cfg.env)}
-        env["KUBERNETES_EXEC_INFO"] = orjson.dumps(info).decode()
-        what = f"exec plugin {exec_cfg.command!r}"
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                exec_cfg.command,
-                *exec_cfg.args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-            )
-        except OSError as err:
-            raise KubeAPIError(0, "ExecPluginError", f"{what}: {err}") from None
-        try:
-            out, err_out = await asyncio.wait_for(proc.communicate(), _EXEC_TIMEOUT_SECONDS)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise KubeAPIError(
-                0, "ExecPluginError", f"{what} did not finish in {_EXEC_TIMEOUT_SECONDS:g}s"
-            ) from None
-        if err_out:
-            sys.stderr.write(err_out.decode("utf-8", errors="replace"))  # as client-go does
-        if proc.returncode != 0:
-            raise KubeAPIError(0, "ExecPluginError", f"{what} exited with {proc.returncode}")
-        return _parse_exec_output(out, exec_cfg.api_version, what)
+        authorization = credentials.authorization()
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        return headers, credentials.ssl_context
 
     def _status_error(
         self, status: int, http_reason: str, body: bytes, path: str, secrets: Sequence[str] = ()
@@ -504,42 +356,3 @@ class _BadEvent(Exception):
     def __init__(self, event: dict[str, Any]) -> None:
         super().__init__("undecodable watch event")
         self.event = event
-
-
-def _expired(cred: _ExecCredential) -> bool:
-    return cred.expires is not None and time.time() >= cred.expires - _EXEC_EXPIRY_MARGIN
-
-
-def _parse_exec_output(out: bytes, api_version: str, what: str) -> _ExecCredential:
-    def bad(problem: str) -> KubeAPIError:
-        return KubeAPIError(0, "ExecPluginError", f"{what}: {problem}")
-
-    try:
-        doc = orjson.loads(out)
-    except orjson.JSONDecodeError:
-        raise bad("the output is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "ExecCredential":
-        raise bad("the output is not an ExecCredential")
-    if doc.get("apiVersion") != api_version:
-        raise bad(f"apiVersion {doc.get('apiVersion')!r} does not match {api_version!r}")
-    status = doc.get("status")
-    if not isinstance(status, dict):
-        raise bad("the ExecCredential has no status")
-    token = status.get("token") or None
-    cert_s, key_s = status.get("clientCertificateData"), status.get("clientKeyData")
-    if bool(cert_s) != bool(key_s):
-        raise bad("clientCertificateData and clientKeyData must be given together")
-    if not token and not cert_s:
-        raise bad("the ExecCredential holds neither a token nor a client certificate")
-    expires: float | None = None
-    if status.get("expirationTimestamp"):
-        try:
-            expires = _parse_rfc3339(str(status["expirationTimestamp"]))
-        except ValueError:
-            raise bad("expirationTimestamp is not an RFC 3339 time") from None
-    return _ExecCredential(
-        token=str(token) if token else None,
-        cert=str(cert_s).encode() if cert_s else None,
-        key=str(key_s).encode() if key_s else None,
-        expires=expires,
-    )

@@ -1,8 +1,8 @@
 """How to reach the Kubernetes API server: in-cluster settings or a kubeconfig subset.
 
 Covers what the adapter's deployments use (client-go's `rest.InClusterConfig` and the
-common kubeconfig fields). Auth providers (OIDC, gcp, azure) and basic auth are rejected
-with a clear error rather than silently connecting anonymously.
+common kubeconfig fields, as clientcmd reads them). Auth providers (OIDC, gcp, azure) are
+rejected with a clear error rather than silently connecting anonymously.
 """
 
 import base64
@@ -60,6 +60,8 @@ class KubeConfig:
     insecure_skip_tls_verify: bool = False
     token: str | None = field(default=None, repr=False)
     token_file: str | None = None  # re-read when it changes; wins over `token`
+    username: str | None = field(default=None, repr=False)  # basic auth
+    password: str | None = field(default=None, repr=False)
     client_cert_data: bytes | None = field(default=None, repr=False)
     client_key_data: bytes | None = field(default=None, repr=False)
     exec_command: ExecCredentialConfig | None = None
@@ -133,7 +135,23 @@ def load_kubeconfig(path: str, context: str | None = None) -> KubeConfig:
     if not server:
         raise KubeConfigError(f"{where}: cluster {cluster_name!r} has no server")
     if "://" not in server:
-        server = f"https://{server}"
+        # clientcmd: a server without a scheme is http, as nothing says TLS yet.
+        server = f"http://{server}"
+    if not server.startswith("https://"):
+        # clientcmd reads the CA and the user's credentials only for an https server, so
+        # they are never sent in the clear; we say so instead of dropping them silently.
+        if (
+            user
+            or cluster.get("certificate-authority")
+            or cluster.get("certificate-authority-data")
+        ):
+            _log.warning(
+                "%s: the server %s is not https, so its CA and user credentials are not used "
+                "(as client-go does)",
+                where,
+                server,
+            )
+        return KubeConfig(server=server.rstrip("/"))
     insecure = bool(cluster.get("insecure-skip-tls-verify", False))
     ca_data = _data_or_file(cluster, "certificate-authority", base_dir, where)
     if insecure and ca_data is not None:
@@ -141,17 +159,23 @@ def load_kubeconfig(path: str, context: str | None = None) -> KubeConfig:
             f"{where}: specifying a root certificates file with the insecure flag is not allowed"
         )
 
-    for unsupported in ("auth-provider", "username", "password"):
-        if user.get(unsupported):
-            kind = "auth-provider" if unsupported == "auth-provider" else "basic auth"
-            raise KubeConfigError(
-                f"{where}: user {user_name!r} uses {kind}, which is not supported; "
-                "use a token, tokenFile, client certificate or exec plugin"
-            )
+    if user.get("auth-provider"):
+        raise KubeConfigError(
+            f"{where}: user {user_name!r} uses auth-provider, which is not supported; "
+            "use a token, tokenFile, basic auth, client certificate or exec plugin"
+        )
     token = _str(user, "token", where) or None
     token_file = _str(user, "tokenFile", where) or None
     if token_file:
         token_file = str(base_dir / token_file)
+    username = _str(user, "username", where) or None
+    password = _str(user, "password", where) or None
+    if (username or password) and (token or token_file):
+        # client-go's transport refuses the combination.
+        raise KubeConfigError(
+            f"{where}: user {user_name!r}: username/password or bearer token may be set, "
+            "but not both"
+        )
     cert = _data_or_file(user, "client-certificate", base_dir, where)
     key = _data_or_file(user, "client-key", base_dir, where)
     if (cert is None) != (key is None):
@@ -165,6 +189,8 @@ def load_kubeconfig(path: str, context: str | None = None) -> KubeConfig:
         insecure_skip_tls_verify=insecure,
         token=token,
         token_file=token_file,
+        username=username if username or password else None,
+        password=password,
         client_cert_data=cert,
         client_key_data=key,
         exec_command=exec_cfg,

@@ -41,6 +41,7 @@ from yarl import URL
 
 from adapter import __version__
 from adapter.http_client import PooledClient
+from adapter.kube.api import KubeAPIError
 from adapter.prometheus.config import (
     PrometheusConfig,
     PrometheusConfigError,
@@ -65,6 +66,7 @@ from adapter.prometheus.transport import (
     display_url,
     endpoint_url,
     env_proxy,
+    kubeconfig_credentials,
 )
 from adapter.promql.duration import format_prometheus_duration
 from adapter.token_file import TokenFile, TokenFileError
@@ -164,6 +166,8 @@ class PrometheusClient(PooledClient):
     __slots__ = (
         "_auth_header",
         "_config",
+        "_credential_auth",
+        "_credentials",
         "_endpoints",
         "_lean",
         "_lean_accept",
@@ -214,7 +218,8 @@ class PrometheusClient(PooledClient):
             ep: str(endpoint_url(base, ep))
             for ep in (QUERY_ENDPOINT, SERIES_ENDPOINT, LABELS_ENDPOINT, METRIC_NAMES_ENDPOINT)
         }
-        self._ssl = build_ssl_context(config, base.scheme)
+        self._credentials = kubeconfig_credentials(config)
+        self._ssl = build_ssl_context(config, base.scheme, self._credentials)
         self._proxy, proxy_auth = (None, None) if config.ca_file else env_proxy(base)
         # aiohttp sends proxy_headers only on a CONNECT (https); a plain-http proxy reads
         # Proxy-Authorization from the request itself, which never reaches the origin.
@@ -254,6 +259,13 @@ class PrometheusClient(PooledClient):
             self._auth_header = aiohttp.encode_basic_auth(base.user, base.password or "")
         if "authorization" in user_keys or self._auth_header is not None:
             self._token = None
+        # The kubeconfig's credentials come last: client-go's round trippers leave an
+        # Authorization header already set alone. Its TLS applies regardless.
+        self._credential_auth = (
+            self._credentials
+            if self._auth_header is None and "authorization" not in user_keys
+            else None
+        )
         self._secrets = tuple(
             s
             for s in (
@@ -268,12 +280,7 @@ class PrometheusClient(PooledClient):
         self._lean: Http1Pool | None = None
         if self._proxy is None and "accept-encoding" not in user_keys:
             assert base.raw_host is not None and base.port is not None
-            self._lean = Http1Pool(
-                base.raw_host,
-                base.port,
-                ssl_context=self._ssl if base.scheme == "https" else None,
-                limit=config.max_connections,
-            )
+            self._lean = self._new_lean_pool()
         self._lean_paths = {ep: URL(u).raw_path for ep, u in self._endpoints.items()}
         # Header blocks as aiohttp sends them: Host first (without a default port), then ours;
         # for POST our Content-Type replaces a user's (Go's Header.Set).
@@ -289,6 +296,22 @@ class PrometheusClient(PooledClient):
             )
             for method in ("GET", "POST")
         }
+
+    def _new_lean_pool(self) -> Http1Pool:
+        base = URL(self._config.url)
+        assert base.raw_host is not None and base.port is not None
+        https = base.scheme == "https"
+        return Http1Pool(
+            base.raw_host,
+            base.port,
+            ssl_context=self._ssl if https else None,
+            server_hostname=self._tls_server_name() if https else None,
+            limit=self._config.max_connections,
+        )
+
+    def _tls_server_name(self) -> str | None:
+        """The kubeconfig's tls-server-name, else (None) the URL's host."""
+        return self._credentials.tls_server_name if self._credentials is not None else None
 
     async def close(self) -> None:
         await super().close()
@@ -395,14 +418,27 @@ class PrometheusClient(PooledClient):
         if self._auth_header is not None:
             return self._auth_header
         token = self._token.current() if self._token is not None else ""
-        return f"Bearer {token}" if token else None
+        if token:
+            return f"Bearer {token}"
+        return self._credential_auth.authorization() if self._credential_auth else None
 
     def _redact(self, text: str) -> str:
         token = self._token.current() if self._token is not None else ""
-        for secret in (*self._secrets, token):
+        credentials = self._credentials.secrets() if self._credentials is not None else ()
+        for secret in (*self._secrets, token, *credentials):
             if secret:
                 text = text.replace(secret, "<redacted>")
         return text
+
+    async def _refresh_credentials(self) -> None:
+        """Run the kubeconfig's exec plugin; a new client certificate means new connections."""
+        assert self._credentials is not None
+        await self._credentials.refresh()
+        if self._ssl is not None and self._credentials.ssl_context is not self._ssl:
+            self._ssl = self._credentials.ssl_context
+            if self._lean is not None:
+                old, self._lean = self._lean, self._new_lean_pool()
+                await old.close()
 
     async def _request(
         self,
@@ -447,6 +483,8 @@ class PrometheusClient(PooledClient):
             raise RuntimeError(f"{type(self).__name__} is closed")
         started = _time.perf_counter()
         try:
+            if self._credentials is not None and self._credentials.needs_refresh():
+                await self._refresh_credentials()
             if self._lean is not None and not isinstance(read, _Streamed):
                 async with asyncio.timeout(self._config.timeout):
                     answer = await self._lean.request(self._lean_request(endpoint, method, encoded))
@@ -468,6 +506,8 @@ class PrometheusClient(PooledClient):
                 headers=self._headers(method),
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
+                ssl=self._ssl if self._ssl is not None else True,
+                server_hostname=self._tls_server_name(),
             ) as resp:
                 status = resp.status
                 result = await (read.read if isinstance(read, _Streamed) else read)(resp, method)
@@ -476,6 +516,9 @@ class PrometheusClient(PooledClient):
         except PrometheusError as err:
             error = err
             raise
+        except KubeAPIError as err:  # the kubeconfig's exec plugin failed
+            error = fail("connection", f"unable to get credentials for Prometheus: {err}")
+            raise error from None
         except ResponseProblem as err:
             error = fail(err.error_type, err.message)
             raise error from None
@@ -492,6 +535,8 @@ class PrometheusClient(PooledClient):
             error = fail("connection", f"{type(err).__name__}: {err}")
             raise error from None
         finally:
+            if status == 401 and self._credentials is not None:
+                self._credentials.invalidate()  # client-go's exec authenticator does so
             elapsed = _time.perf_counter() - started
             _log.debug("%s %s %s (%.3fs)", method, url, status, elapsed)
             if self._observer is not None and (completed or error is not None):

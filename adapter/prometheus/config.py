@@ -31,6 +31,11 @@ class PrometheusConfig:
     - `ca_file`: PEM bundle of trusted CAs (TLS 1.2 minimum). Without it the system store is used.
     - `client_cert_file`/`client_key_file`: mTLS client pair. As in Go, used **only when
       `ca_file` is also set** and both are given; otherwise ignored with a warning.
+    - `auth_config` / `auth_incluster`: TLS and credentials from a kubeconfig file or from
+      the pod's service account (client-go's transport: CA, insecure-skip-tls-verify, token,
+      token file, basic auth, client certificate, exec plugin). Both together are an error.
+      As in Go, `ca_file` wins: with it, both are ignored; `token_file` wraps either (its
+      token wins over the kubeconfig's).
     - `timeout`: seconds for one request (connect, send, read); also sent to Prometheus as
       the `timeout` parameter of `/api/v1/query`.
     - `max_connections`: connection pool size.
@@ -47,6 +52,8 @@ class PrometheusConfig:
     ca_file: str = ""
     client_cert_file: str = ""
     client_key_file: str = ""
+    auth_config: str = ""
+    auth_incluster: bool = False
     timeout: float = 10.0
     max_connections: int = 100
     max_get_url_length: int = 8192

@@ -252,12 +252,20 @@ class Http1Pool:
     )
 
     def __init__(
-        self, host: str, port: int, *, ssl_context: ssl.SSLContext | None, limit: int
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        limit: int,
+        server_hostname: str | None = None,
     ) -> None:
+        """`server_hostname`: the name to verify the certificate against (and send as SNI)
+        when it is not `host`."""
         self._host = host
         self._port = port
         self._ssl = ssl_context
-        self._server_hostname = host if ssl_context is not None else None
+        self._server_hostname = (server_hostname or host) if ssl_context is not None else None
         self._idle: list[_Connection] = []
         self._limit = limit
         self._slots: asyncio.Semaphore | None = None  # made on first use, inside the loop

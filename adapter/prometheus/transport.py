@@ -1,6 +1,5 @@
-"""Connection plumbing for the Prometheus client: endpoint URLs, TLS, the bearer token file,
-and the proxy from the environment. Everything here runs at startup, except
-`TokenFile.current`, which is a stat() per request."""
+"""Connection plumbing for the Prometheus client: endpoint URLs, TLS, kubeconfig credentials
+and the proxy from the environment. Everything here runs at startup."""
 
 import ipaddress
 import logging
@@ -12,6 +11,8 @@ from pathlib import Path
 from aiohttp import encode_basic_auth
 from yarl import URL
 
+from adapter.kube.config import KubeConfigError, load_in_cluster, load_kubeconfig
+from adapter.kube.credentials import ClientCredentials
 from adapter.prometheus.config import PrometheusConfig, PrometheusConfigError
 
 __all__ = [
@@ -20,12 +21,10 @@ __all__ = [
     "endpoint_url",
     "env_proxy",
     "join_url_path",
+    "kubeconfig_credentials",
 ]
 
 _log = logging.getLogger(__name__)
-
-# A file rewritten twice within one filesystem timestamp tick, with the same size, keeps its
-# stat(); until the file is this old we re-read it on every request (git's "racy" rule).
 
 
 def join_url_path(base_path: str, endpoint: str) -> str:
@@ -58,12 +57,47 @@ def _no_password() -> bytes:
     raise PrometheusConfigError("the client key is encrypted; a passphrase is not supported")
 
 
-def build_ssl_context(config: PrometheusConfig, scheme: str) -> ssl.SSLContext | None:
-    """The TLS context for Prometheus, following the Go adapter's `makePrometheusCAClient`.
+def kubeconfig_credentials(config: PrometheusConfig) -> ClientCredentials | None:
+    """The Go adapter's `makeKubeconfigHTTPClient`: the TLS and credentials of
+    `--prometheus-auth-config` or `--prometheus-auth-incluster`, unless `--prometheus-ca-file`
+    takes precedence (Go then never looks at either)."""
+    if config.ca_file:
+        if config.auth_config or config.auth_incluster:
+            _log.warning(
+                "ignoring --prometheus-auth-config/--prometheus-auth-incluster: "
+                "--prometheus-ca-file takes precedence, as in the Go adapter"
+            )
+        return None
+    if config.auth_incluster and config.auth_config:
+        raise PrometheusConfigError(
+            "may not use both in-cluster auth and an explicit kubeconfig at the same time"
+        )
+    try:
+        if config.auth_config:
+            return ClientCredentials(load_kubeconfig(config.auth_config))
+        if config.auth_incluster:
+            return ClientCredentials(load_in_cluster())
+    except KubeConfigError as err:
+        what = (
+            f"auth configuration from {config.auth_config!r}"
+            if config.auth_config
+            else "in-cluster auth configuration"
+        )
+        raise PrometheusConfigError(
+            f"unable to construct {what} for connecting to Prometheus: {err}"
+        ) from None
+    return None
+
+
+def build_ssl_context(
+    config: PrometheusConfig, scheme: str, credentials: ClientCredentials | None = None
+) -> ssl.SSLContext | None:
+    """The TLS context for Prometheus, following the Go adapter's `makePromClient`.
 
     With `ca_file`: trust only that bundle, TLS 1.2 minimum, plus the client pair when both
-    files are set. Without it: the system trust store (Go's default client), and the client
-    pair is ignored, as in Go. Returns None for plain http without a CA file.
+    files are set. Else with kubeconfig `credentials`: theirs. Without either: the system
+    trust store (Go's default client), and the client pair is ignored, as in Go. Returns
+    None for plain http without a CA file.
     """
     cert, key = config.client_cert_file, config.client_key_file
     if not config.ca_file:
@@ -74,6 +108,8 @@ def build_ssl_context(config: PrometheusConfig, scheme: str) -> ssl.SSLContext |
             )
         if scheme != "https":
             return None
+        if credentials is not None:
+            return credentials.ssl_context
         ctx = ssl.create_default_context()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         return ctx

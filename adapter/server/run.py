@@ -50,7 +50,7 @@ from adapter.kube.object_cache import KubernetesObjectLister
 from adapter.kube.rest_mapper import BUILTIN_RESOURCES, RESTMapper, StaticRESTMapper
 from adapter.naming.rules import CompiledConfig, ResourceMetricRules, load_rules
 from adapter.options import prometheus_config
-from adapter.prometheus.client import PrometheusClient
+from adapter.prometheus.client import PrometheusClient, PrometheusConfigError
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import ObjectLister, PrometheusObjectLister
@@ -371,6 +371,9 @@ def serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfi
             return runner.run(_serve(args, argv, compiled))
     except (TLSConfigError, KubeConfigError, AuthenticationLookupError) as exc:
         log.error("%s", exc)
+        return 1
+    except PrometheusConfigError as exc:
+        log.error("unable to construct Prometheus client: %s", exc)  # Go's words
         return 1
     except ConfigError as exc:
         log.error("%s", exc.describe())

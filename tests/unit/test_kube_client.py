@@ -31,6 +31,7 @@ from adapter.kube.config import (
     load_in_cluster,
     load_kubeconfig,
 )
+from adapter.kube.credentials import ClientCredentials
 from harness.pki import CertificateAuthority
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -234,7 +235,7 @@ def test_kubeconfig_cert_data_insecure_and_contexts(tmp_path: Path, pki: Pki) ->
     doc = _doc({"server": "https://a:1"}, {"token": "t1"})
     doc["contexts"].append({"name": "other", "context": {"cluster": "c2", "user": "u2"}})
     doc["clusters"].append(
-        {"name": "c2", "cluster": {"server": "b:2", "insecure-skip-tls-verify": True}}
+        {"name": "c2", "cluster": {"server": "https://b:2", "insecure-skip-tls-verify": True}}
     )
     doc["users"].append(
         {
@@ -248,11 +249,33 @@ def test_kubeconfig_cert_data_insecure_and_contexts(tmp_path: Path, pki: Pki) ->
     path = _kubeconfig(tmp_path, doc)
     assert load_kubeconfig(path).server == "https://a:1"
     other = load_kubeconfig(path, context="other")
-    assert other.server == "https://b:2"  # no scheme: https, as client-go defaults
+    assert other.server == "https://b:2"
     assert other.insecure_skip_tls_verify
     assert other.client_cert_data == pki.client_cert
     assert other.client_key_data == pki.client_key
     assert other.token is None
+
+
+def test_kubeconfig_basic_auth(tmp_path: Path) -> None:
+    cfg = load_kubeconfig(
+        _kubeconfig(
+            tmp_path, _doc({"server": "https://a:1"}, {"username": "u", "password": "pw-1"})
+        )
+    )
+    assert (cfg.username, cfg.password, cfg.token) == ("u", "pw-1", None)
+    assert "pw-1" not in repr(cfg)
+
+
+@pytest.mark.parametrize("server", ["http://a:1", "a:1"])
+def test_kubeconfig_plain_http_server_sends_no_credentials(
+    tmp_path: Path, pki: Pki, server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """clientcmd reads the CA and the user only for an https server; no scheme means http."""
+    cluster = {"server": server, "certificate-authority-data": _b64(pki.ca)}
+    cfg = load_kubeconfig(_kubeconfig(tmp_path, _doc(cluster, {"token": "secret-t"})))
+    assert cfg == KubeConfig(server="http://a:1")
+    assert "is not https, so its CA and user credentials are not used" in caplog.text
+    assert "secret-t" not in caplog.text
 
 
 def test_kubeconfig_exec(tmp_path: Path) -> None:
@@ -299,7 +322,7 @@ def test_kubeconfig_exec(tmp_path: Path) -> None:
         ),
         (
             lambda d: d["users"][0]["user"].update(username="a", password="b"),
-            "basic auth, which is not supported",
+            "username/password or bearer token may be set, but not both",
         ),
         (
             lambda d: d["users"][0]["user"].update({"client-certificate-data": "!!"}),
@@ -609,6 +632,26 @@ def _exec(
 
 def _runs(tmp_path: Path) -> int:
     return int((tmp_path / "runs").read_text())
+
+
+def test_exec_plugin_unused_when_the_user_has_other_credentials(pki: Pki) -> None:
+    """client-go skips the plugin when the kubeconfig has a token, basic auth or a cert."""
+    plugin = _exec(Path("/nonexistent/plugin"))
+    others: list[dict[str, Any]] = [
+        {"token": "t"},
+        {"username": "u", "password": "p"},
+        {"client_cert_data": pki.client_cert, "client_key_data": pki.client_key},
+    ]
+    for other in others:
+        creds = ClientCredentials(KubeConfig(server="https://a:1", exec_command=plugin, **other))
+        assert not creds.uses_exec and not creds.needs_refresh(), other
+    assert ClientCredentials(KubeConfig(server="https://a:1", exec_command=plugin)).needs_refresh()
+
+
+def test_basic_auth_header_and_secrets() -> None:
+    creds = ClientCredentials(KubeConfig(server="https://a:1", username="alice", password="pw"))
+    assert creds.authorization() == "Basic YWxpY2U6cHc="
+    assert {"pw", "YWxpY2U6cHc="} <= set(creds.secrets())
 
 
 async def test_exec_plugin_cached_until_expiry(fake: StartFake, tmp_path: Path) -> None:

@@ -1,14 +1,18 @@
 """PrometheusClient against small fake Prometheus servers on 127.0.0.1 (no client mocking)."""
 
 import asyncio
+import functools
 import math
 import os
+import re
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 import orjson
@@ -19,6 +23,7 @@ from multidict import CIMultiDictProxy
 from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
+from adapter.kube.config import load_in_cluster
 from adapter.prometheus.client import (
     PrometheusClient,
     PrometheusConfig,
@@ -31,6 +36,7 @@ from adapter.prometheus.client import (
 from adapter.prometheus.config import canonical_header_key
 from adapter.prometheus.results import format_time
 from adapter.prometheus.transport import env_proxy, join_url_path
+from harness.kubectl import write_kubeconfig
 from harness.pki import CertificateAuthority
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -1122,3 +1128,223 @@ async def test_stream_series_rejects_a_bare_string() -> None:
     with pytest.raises(TypeError):
         await client.stream_series("up", sink=Batches())
     await client.close()
+
+
+# --- --prometheus-auth-config / --prometheus-auth-incluster -------------------------
+
+
+def _auth_kubeconfig(path: Path, server: str, *, ca: Path | None = None, **user: Any) -> str:
+    """A kubeconfig for Prometheus auth: only its TLS and user matter, not its server URL."""
+    return str(write_kubeconfig(path, server, ca_file=str(ca) if ca else None, user=user))
+
+
+async def test_auth_config_token_and_ca_on_every_path(
+    fake: StartFake, pki: Pki, tmp_path: Path
+) -> None:
+    """The kubeconfig's CA verifies the server and its token goes on every request: the lean
+    client (query), aiohttp (streamed series) and a POST."""
+    async def answer(request: web.Request) -> web.Response:
+        return prom_json([] if request.path.endswith("/series") else EMPTY_VECTOR)
+
+    fp = await fake(answer, ssl_context=_server_tls(pki))
+    config = _auth_kubeconfig(
+        tmp_path / "kc", "https://prometheus.invalid:9091", ca=pki.ca, token="kc-token"
+    )
+    async with client_for(fp, auth_config=config) as client:
+        await client.query("up")
+        await client.stream_series(["up"], sink=lambda batch: None)
+    async with client_for(fp, auth_config=config, verb="POST") as client:
+        await client.query("up")
+    assert [s.headers.getall("Authorization") for s in fp.seen] == [["Bearer kc-token"]] * 3
+
+
+async def test_auth_config_without_its_ca_fails_verification(
+    fake: StartFake, pki: Pki, tmp_path: Path
+) -> None:
+    fp = await fake(ssl_context=_server_tls(pki))
+    config = _auth_kubeconfig(tmp_path / "kc", "https://p:1", token="kc-token")
+    async with client_for(fp, auth_config=config) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert "certificate" in str(info.value).lower()
+    assert fp.seen == []
+
+
+async def test_auth_config_token_file_rotates(fake: StartFake, pki: Pki, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    fp = await fake(ssl_context=_server_tls(pki))
+    config = _auth_kubeconfig(tmp_path / "kc", "https://p:1", ca=pki.ca, tokenFile=str(token))
+    async with client_for(fp, auth_config=config) as client:
+        await client.query("up")
+        new = tmp_path / "token.new"
+        new.write_text("second")
+        os.replace(new, token)  # kubelet's projected-token swap
+        await client.query("up")
+    assert [s.headers["Authorization"] for s in fp.seen] == ["Bearer first", "Bearer second"]
+
+
+async def test_auth_config_client_certificate_basic_auth_and_insecure(
+    fake: StartFake, pki: Pki, tmp_path: Path
+) -> None:
+    fp = await fake(ssl_context=_server_tls(pki, require_client_cert=True))
+    pair = {"client-certificate": str(pki.client_cert), "client-key": str(pki.client_key)}
+    with_cert = _auth_kubeconfig(tmp_path / "cert", "https://p:1", ca=pki.ca, **pair)
+    async with client_for(fp, auth_config=with_cert) as client:
+        await client.query("up")
+    assert "Authorization" not in fp.seen[-1].headers
+
+    fp = await fake(ssl_context=_server_tls(pki))
+    basic = tmp_path / "basic"
+    write_kubeconfig(basic, "https://p:1", insecure=True, user={"username": "u", "password": "pw"})
+    async with client_for(fp, auth_config=str(basic)) as client:
+        await client.query("up")  # insecure-skip-tls-verify: our CA is not needed
+    assert fp.seen[-1].headers["Authorization"] == "Basic dTpwdw=="
+
+
+async def test_auth_config_precedence(fake: StartFake, pki: Pki, tmp_path: Path) -> None:
+    """As the Go adapter's round trippers: --prometheus-header's Authorization, then the URL's
+    user, then --prometheus-token-file, then the kubeconfig; --prometheus-ca-file replaces
+    the kubeconfig altogether."""
+    token_file = tmp_path / "flag-token"
+    token_file.write_text("flag-token")
+    fp = await fake()
+    config = _auth_kubeconfig(tmp_path / "kc", "https://p:1", token="kc-token")
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({}, "Bearer kc-token"),
+        ({"token_file": str(token_file)}, "Bearer flag-token"),
+        ({"headers": parse_header_flags(["Authorization=Custom x"])}, "Custom x"),
+        ({"url": fp.url().replace("http://", "http://me:pw@")}, "Basic bWU6cHc="),
+    ]
+    for extra, expected in cases:
+        async with PrometheusClient(
+            PrometheusConfig(**{"url": fp.url(), "auth_config": config, **extra})
+        ) as client:
+            await client.query("up")
+        assert fp.seen[-1].headers.getall("Authorization", []) == [expected], extra
+
+    tls = await fake(ssl_context=_server_tls(pki))
+    async with client_for(tls, auth_config=config, ca_file=str(pki.ca)) as client:
+        await client.query("up")
+    assert "Authorization" not in tls.seen[-1].headers
+
+
+async def test_auth_config_credentials_need_an_https_cluster(
+    fake: StartFake, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """clientcmd reads a user's credentials only when the kubeconfig's server is https."""
+    fp = await fake()
+    config = _auth_kubeconfig(tmp_path / "kc", "http://prometheus:9090", token="kc-token")
+    async with client_for(fp, auth_config=config) as client:
+        await client.query("up")
+    assert "Authorization" not in fp.seen[-1].headers
+    assert "not https" in caplog.text and "kc-token" not in caplog.text
+
+
+async def test_auth_incluster_uses_the_service_account(
+    fake: StartFake, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text("sa-token")
+    monkeypatch.setattr(
+        "adapter.prometheus.transport.load_in_cluster",
+        functools.partial(
+            load_in_cluster,
+            token_path=str(tmp_path / "token"),
+            ca_path=str(pki.ca),
+            host_env={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+        ),
+    )
+    fp = await fake(ssl_context=_server_tls(pki))
+    async with client_for(fp, auth_incluster=True) as client:
+        await client.query("up")
+    assert fp.seen[-1].headers["Authorization"] == "Bearer sa-token"
+
+
+async def test_auth_config_exec_plugin_refreshed_after_401(fake: StartFake, tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(
+        f"#!{sys.executable}\n"
+        "import json, pathlib\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1',"
+        " 'kind': 'ExecCredential', 'status': {'token': f'exec-{n}'}}))\n"
+    )
+    plugin.chmod(0o755)
+
+    async def first_refused(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == "Bearer exec-1":
+            return prom_error(401, "unauthorized", "token expired")
+        return prom_json(EMPTY_VECTOR)
+
+    fp = await fake(first_refused)
+    exec_user = {"command": str(plugin), "apiVersion": "client.authentication.k8s.io/v1"}
+    config = _auth_kubeconfig(tmp_path / "kc", "https://p:1", exec=exec_user)
+    async with client_for(fp, auth_config=config) as client:
+        with pytest.raises(PrometheusError):
+            await client.query("up")
+        await client.query("up")
+        await client.query("up")
+    assert [s.headers["Authorization"] for s in fp.seen] == [
+        "Bearer exec-1",
+        "Bearer exec-2",
+        "Bearer exec-2",
+    ]
+
+
+async def test_auth_config_secrets_never_in_errors(fake: StartFake, tmp_path: Path) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(status=500, text=f"denied {request.headers['Authorization']}")
+
+    fp = await fake(echo)
+    for name, user, secrets in [
+        ("token", {"token": "kc-s3cret"}, ["kc-s3cret"]),
+        (
+            "basic",
+            {"username": "alice", "password": "hunter2"},
+            ["hunter2", "YWxpY2U6aHVudGVyMg=="],
+        ),
+    ]:
+        config = write_kubeconfig(tmp_path / name, "https://p:1", user=user)
+        async with client_for(fp, auth_config=str(config)) as client:
+            with pytest.raises(PrometheusError) as info:
+                await client.query("up")
+        for secret in secrets:
+            assert secret not in str(info.value)
+        assert "<redacted>" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        (
+            PrometheusConfig(auth_config="/nonexistent/kc", auth_incluster=True),
+            "may not use both in-cluster auth and an explicit kubeconfig at the same time",
+        ),
+        (
+            PrometheusConfig(auth_config="/nonexistent/kc"),
+            "unable to construct auth configuration from '/nonexistent/kc' for connecting to "
+            "Prometheus: unable to read kubeconfig",
+        ),
+    ],
+)
+def test_auth_config_errors(config: PrometheusConfig, needle: str) -> None:
+    with pytest.raises(PrometheusConfigError, match=re.escape(needle)):
+        PrometheusClient(config)
+
+
+def test_auth_incluster_outside_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(PrometheusConfigError, match="unable to construct in-cluster auth"):
+        PrometheusClient(PrometheusConfig(auth_incluster=True))
+
+
+def test_ca_file_makes_auth_flags_irrelevant(caplog: pytest.LogCaptureFixture, pki: Pki) -> None:
+    """Go never reads the kubeconfig when --prometheus-ca-file is set, so even both auth
+    flags together are no error then."""
+    PrometheusClient(
+        PrometheusConfig(ca_file=str(pki.ca), auth_config="/nonexistent", auth_incluster=True)
+    )
+    assert "--prometheus-ca-file takes precedence" in caplog.text
