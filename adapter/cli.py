@@ -9,16 +9,31 @@ from collections.abc import Sequence
 
 from adapter.check_config import check_config_main
 from adapter.config.errors import ConfigError
+from adapter.flagparse import FlagError, HelpRequested
 from adapter.logs import setup_logging
 from adapter.naming.rules import load_rules
-from adapter.options import parse_flags, validate_flags
+from adapter.options import build_parser, parse_flags, validate_flags
 from adapter.server.run import serve
 
 __all__ = ["main"]
 
 
 def serve_main(argv: Sequence[str]) -> int:
-    args = parse_flags(argv)
+    try:
+        args = parse_flags(argv)
+    except HelpRequested:
+        # pflag v1.0.5 prints the usage and exits 2; help asked for is a success.
+        sys.stdout.write(build_parser().format_help())
+        return 0
+    except FlagError as exc:
+        # The Go adapter parses with pflag.CommandLine (ExitOnError): it prints pflag's
+        # message and its usage and exits 2 before its klog.Fatalf ("unable to parse flags",
+        # exit 255) can run. Same message and exit code; a hint instead of 200 lines of usage.
+        print(exc, file=sys.stderr)
+        print("run 'prometheus-adapter --help' for the list of flags", file=sys.stderr)
+        return 2
+    for warning in args.flag_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     errors = validate_flags(args)
     if errors:
         for error in errors:
@@ -35,7 +50,7 @@ def serve_main(argv: Sequence[str]) -> int:
         print("error: max age must not be less than relist interval", file=sys.stderr)
         return 1
     setup_logging(args.v)
-    return serve(args, argv, compiled)
+    return serve(args, compiled)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,25 +1,29 @@
 """Command-line flags: every flag of the Go adapter, with its name, type and default.
 
-The Go adapter parses flags with spf13/pflag (long flags only, `--flag=value` or `--flag value`,
-bools as `--flag` or `--flag=false`, string slices as comma lists that repeat). A flag it knows
-and we rejected would crash-loop a pod that switches over, so every Go flag is accepted; each
-says whether it works yet (`Support`), and the help text says so.
+The Go adapter parses its command line with spf13/pflag; `parse_flags` does the same
+(adapter.flagparse: positional words ignored, `-v 4`, bools, CSV string slices, Go's number
+and duration syntax, pflag's error messages). A flag it knows and we rejected would crash-loop
+a pod that switches over, so every Go flag is accepted; each says whether it works yet
+(`Support`), and the help text says so. klog's own flags, which the Go adapter dropped in
+v0.11, are accepted too and ignored with a warning (`KLOG_LEGACY_FLAGS`).
 """
 
 import argparse
-import csv
 import importlib.util
-from collections.abc import Callable, Sequence
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from adapter.discovery.relister import DISCOVERY_MODES
+from adapter.flagparse import parse
 from adapter.prometheus.config import PrometheusConfig, parse_header_flags
-from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
+from adapter.promql.duration import format_go_duration
 
 __all__ = [
     "FLAGS",
+    "KLOG_LEGACY_FLAGS",
     "FlagSpec",
     "Support",
     "build_parser",
@@ -31,14 +35,15 @@ __all__ = [
 
 class Support(Enum):
     IMPLEMENTED = ""
-    LATER = "accepted; takes effect in a later release of this adapter"
     COMPAT = "accepted for compatibility with the Go adapter; has no effect"
 
 
 @dataclass(frozen=True, slots=True)
 class FlagSpec:
     name: str
-    kind: str  # string, bool, int, float, duration, stringSlice, stringArray
+    # How Go parses the value (adapter.flagparse): string, bool, int, float, duration,
+    # stringSlice, stringArray; level (klog's -v); uint, severity, traceLocation (klog).
+    kind: str
     default: Any
     help: str
     group: str
@@ -58,41 +63,6 @@ class FlagSpec:
         return str(self.default)
 
 
-def _go_bool(text: str) -> bool:
-    """strconv.ParseBool."""
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
-
-
-def _go_duration(text: str) -> float:
-    try:
-        return parse_go_duration(text)
-    except DurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-class _StringSliceAction(argparse.Action):
-    """pflag StringSlice: the first use replaces the default, later uses append; values are
-    comma-separated (CSV, so quoted values may contain commas)."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
-        seen = f"_{self.dest}_set"
-        current = list(getattr(namespace, self.dest)) if getattr(namespace, seen, False) else []
-        text = values if isinstance(values, str) else ""
-        current.extend(next(csv.reader([text])) if text else [])
-        setattr(namespace, self.dest, current)
-        setattr(namespace, seen, True)
-
-
 def _flag(
     name: str,
     kind: str,
@@ -104,7 +74,7 @@ def _flag(
     return FlagSpec(name, kind, default, help, group, support)
 
 
-L, C = Support.LATER, Support.COMPAT
+C = Support.COMPAT
 _PROM, _LOG, _KUBE, _SERVE = "Prometheus", "Logging", "Kubernetes client", "Secure serving"
 _AUTHN, _AUTHZ, _AUDIT, _FEAT = "Authentication", "Authorization", "Audit", "Features"
 
@@ -132,8 +102,8 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("metrics-relist-interval", "duration", 600.0, "interval at which to re-list the set of all available metrics from Prometheus", "Adapter"),
     _flag("metrics-max-age", "duration", 0.0, "period for which to query the set of available metrics from Prometheus (0 means the relist interval)", "Adapter"),
     _flag("prometheus-url", "string", "https://localhost", "URL for connecting to Prometheus.", _PROM),
-    _flag("prometheus-auth-incluster", "bool", False, "use auth details from the in-cluster kubeconfig when connecting to prometheus.", _PROM, L),
-    _flag("prometheus-auth-config", "string", "", "kubeconfig file used to configure auth when connecting to Prometheus.", _PROM, L),
+    _flag("prometheus-auth-incluster", "bool", False, "use auth details from the in-cluster kubeconfig when connecting to prometheus.", _PROM),
+    _flag("prometheus-auth-config", "string", "", "kubeconfig file used to configure auth when connecting to Prometheus.", _PROM),
     _flag("prometheus-ca-file", "string", "", "Optional CA file to use when connecting with Prometheus", _PROM),
     _flag("prometheus-client-tls-cert-file", "string", "", "Optional client TLS cert file to use when connecting with Prometheus, auto-renewal is not supported", _PROM),
     _flag("prometheus-client-tls-key-file", "string", "", "Optional client TLS key file to use when connecting with Prometheus, auto-renewal is not supported", _PROM),
@@ -163,7 +133,7 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("tls-private-key-file", "string", "", "File containing the default x509 private key matching --tls-cert-file.", _SERVE),
     _flag("tls-cipher-suites", "stringSlice", [], "Comma-separated list of cipher suites for the server.", _SERVE),
     _flag("tls-min-version", "string", "", "Minimum TLS version supported. Possible values: VersionTLS12, VersionTLS13", _SERVE),
-    _flag("tls-sni-cert-key", "stringArray", [], "A pair of x509 certificate and private key file paths, optionally suffixed with a list of domain patterns.", _SERVE, L),
+    _flag("tls-sni-cert-key", "stringArray", [], 'A pair of x509 certificate and private key file paths, optionally suffixed with a list of domain patterns which are fully qualified domain names, possibly with prefixed wildcard segments. The domain patterns also allow IP addresses, but IPs should only be used if the apiserver has visibility to the IP address requested by a client. If no domain patterns are provided, the names of the certificate are extracted. Non-wildcard matches trump over wildcard matches, explicit domain patterns trump over extracted names. For multiple key/certificate pairs, use the --tls-sni-cert-key multiple times. Examples: "example.crt,example.key" or "foo.crt,foo.key:*.foo.com,foo.com".', _SERVE),
     _flag("http2-max-streams-per-connection", "int", 0, "The limit that the server gives to clients for the maximum number of streams in an HTTP/2 connection.", _SERVE, C),
     _flag("permit-port-sharing", "bool", False, "If true, SO_REUSEPORT will be used when binding the port.", _SERVE),
     _flag("permit-address-sharing", "bool", False, "If true, SO_REUSEADDR will be used when binding the port.", _SERVE),
@@ -204,58 +174,82 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("debug-socket-path", "string", "", "Use an unprotected (no authn/authz) unix-domain socket for profiling with the given path", _FEAT, C),
     _flag("enable-priority-and-fairness", "bool", False, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness", _FEAT, C),
     # component-base logs.
-    _flag("v", "int", 0, "number for the log level verbosity", _LOG),
+    _flag("v", "level", 0, "number for the log level verbosity", _LOG),
     _flag("vmodule", "string", "", "comma-separated list of pattern=N settings for file-filtered logging", _LOG, C),
     _flag("log-flush-frequency", "duration", 5.0, "Maximum number of seconds between log flushes", _LOG, C),
 )  # fmt: skip
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {
-    "string": str,
-    "int": int,
-    "float": float,
-    "duration": _go_duration,
-    "bool": _go_bool,
-}
+_KLOG = "Deprecated klog"
+
+# klog's own flags, which the Go adapter accepted until v0.10 and dropped in v0.11 (KEP-2845):
+# there they are unknown flags and crash-loop the pod. Manifests written for older versions
+# still pass them (OpenShift's --logtostderr=true), so we accept them with klog's types, check
+# the values and ignore them with a warning: our logs always go to stderr.
+KLOG_LEGACY_FLAGS: tuple[FlagSpec, ...] = (
+    _flag("logtostderr", "bool", True, "log to standard error instead of files", _KLOG),
+    _flag("alsologtostderr", "bool", False, "log to standard error as well as files", _KLOG),
+    _flag("log-dir", "string", "", "If non-empty, write log files in this directory", _KLOG),
+    _flag("log-file", "string", "", "If non-empty, use this log file", _KLOG),
+    _flag("log-file-max-size", "uint", 1800, "Defines the maximum size a log file can grow to. Unit is megabytes.", _KLOG),
+    _flag("one-output", "bool", False, "If true, only write logs to their native severity level", _KLOG),
+    _flag("skip-headers", "bool", False, "If true, avoid header prefixes in the log messages", _KLOG),
+    _flag("skip-log-headers", "bool", False, "If true, avoid headers when opening log files", _KLOG),
+    _flag("stderrthreshold", "severity", "2", "logs at or above this threshold go to stderr", _KLOG),
+    _flag("add-dir-header", "bool", False, "If true, adds the file directory to the header of the log messages", _KLOG),
+    _flag("log-backtrace-at", "traceLocation", ":0", "when logging hits line file:N, emit a stack trace", _KLOG),
+)  # fmt: skip
+
+# klog registers these names with underscores (--log_dir), and the Go adapter up to v0.10 took
+# them so; the v0.11 release notes spell them with dashes. Both spellings are accepted.
+_KLOG_LEGACY_SPELLINGS: tuple[FlagSpec, ...] = tuple(
+    FlagSpec(spec.name.replace("-", "_"), spec.kind, spec.default, spec.help, spec.group)
+    for spec in KLOG_LEGACY_FLAGS
+    if "-" in spec.name
+)
+_KLOG_LEGACY_NAMES = frozenset(spec.name for spec in KLOG_LEGACY_FLAGS + _KLOG_LEGACY_SPELLINGS)
+_COMMAND_LINE = FLAGS + KLOG_LEGACY_FLAGS + _KLOG_LEGACY_SPELLINGS
+
+_METAVARS = {"stringSlice": "strings", "stringArray": "string", "level": "int"}
 
 
 def build_parser(prog: str = "prometheus-adapter") -> argparse.ArgumentParser:
+    """The flags as `--help` shows them, with their defaults; `parse_flags` parses."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
             "Serves the custom.metrics.k8s.io, external.metrics.k8s.io and metrics.k8s.io APIs "
             "from Prometheus. Flags and config files are those of kubernetes-sigs/"
-            "prometheus-adapter. `prometheus-adapter check-config --help` explains a config."
+            "prometheus-adapter, parsed as its spf13/pflag parses them (words that are not "
+            "flags are ignored). `prometheus-adapter check-config --help` explains a config."
         ),
         allow_abbrev=False,
     )
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for spec in FLAGS:
-        group = groups.get(spec.group) or parser.add_argument_group(f"{spec.group} flags")
-        groups[spec.group] = group
+    for spec in FLAGS + KLOG_LEGACY_FLAGS:
+        group = groups.get(spec.group)
+        if group is None:
+            description = (
+                "klog's flags, which the Go adapter dropped in v0.11: accepted (also with "
+                "underscores, as klog names them) and ignored with a warning; logs always go "
+                "to stderr."
+                if spec.group == _KLOG
+                else None
+            )
+            group = parser.add_argument_group(f"{spec.group} flags", description)
+            groups[spec.group] = group
         note = f" [{spec.support.value}]" if spec.support.value else ""
         help_text = f"{spec.help} (default {spec.default_text()}){note}".replace("%", "%%")
-        option = f"--{spec.name}"
-        metavar = spec.kind if spec.kind != "stringArray" else "string"
-        if spec.kind == "bool":
-            group.add_argument(
-                option, dest=spec.dest, nargs="?", const=True, default=spec.default,
-                type=_go_bool, metavar="bool", help=help_text,
-            )  # fmt: skip
-        elif spec.kind == "stringSlice":
-            group.add_argument(
-                option, dest=spec.dest, action=_StringSliceAction, default=list(spec.default),
-                metavar="strings", help=help_text,
-            )  # fmt: skip
-        elif spec.kind == "stringArray":
-            group.add_argument(
-                option, dest=spec.dest, action="append", default=list(spec.default),
-                metavar=metavar, help=help_text,
-            )  # fmt: skip
-        else:
-            group.add_argument(
-                option, dest=spec.dest, type=_CONVERTERS[spec.kind], default=spec.default,
-                metavar=metavar, help=help_text,
-            )  # fmt: skip
+        # One-letter Go flags also have a shorthand (pflag.PFlagFromGoFlag): -v 4.
+        options = [f"-{spec.name}", f"--{spec.name}"] if len(spec.name) == 1 else [f"--{spec.name}"]
+        default = list(spec.default) if isinstance(spec.default, list) else spec.default
+        group.add_argument(
+            *options,
+            dest=spec.dest,
+            default=default,
+            nargs="?" if spec.kind == "bool" else None,
+            metavar=_METAVARS.get(spec.kind, spec.kind),
+            help=help_text,
+        )
     return parser
 
 
@@ -321,7 +315,26 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
 
 
 def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(list(argv))
+    """The command line as the Go adapter's pflag parses it: every flag by its `dest`, plus
+    `changed_flags` (the names given, pflag's Changed) and `flag_warnings` (lines to print).
+
+    Raises adapter.flagparse.FlagError with pflag's message, or HelpRequested.
+    """
+    result = parse(argv, _COMMAND_LINE)
+    args = argparse.Namespace(**{spec.dest: result.values[spec.name] for spec in FLAGS})
+    args.changed_flags = result.changed
+    args.flag_warnings = []
+    if result.positional:
+        # pflag leaves them to the program, and the Go adapter ignores them (the Helm
+        # chart's args begin with /adapter, the Go image's own path).
+        args.flag_warnings.append(f"ignoring positional arguments: {shlex.join(result.positional)}")
+    legacy_given = result.changed & _KLOG_LEGACY_NAMES
+    legacy = [f"--{spec.name}" for spec in _COMMAND_LINE if spec.name in legacy_given]
+    if legacy:
+        args.flag_warnings.append(
+            f"ignoring klog flags {', '.join(legacy)}: deprecated, and removed from the Go "
+            "adapter in v0.11; logs always go to stderr"
+        )
     if args.metrics_max_age == 0:
         # As the Go adapter: a zero max age means "the relist interval".
         args.metrics_max_age = args.metrics_relist_interval

@@ -13,14 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from adapter.options import FLAGS, FlagSpec, Support
+from adapter.options import FLAGS, KLOG_LEGACY_FLAGS, FlagSpec, Support
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "flags.md"
 
 _SUPPORT_TEXT = {
     Support.IMPLEMENTED: "implemented",
-    Support.LATER: "accepted; takes effect in a later release",
     Support.COMPAT: "accepted; no effect",
 }
 
@@ -31,21 +30,35 @@ _HEADER = """\
      Regenerate with: PYTHONPATH=. python scripts/generate-flags-doc.py -->
 
 `prometheus-adapter` accepts every flag of the Go adapter (v0.12.0) with the same name, type
-and default, so an existing Deployment's arguments work unchanged. Flags are parsed as
-spf13/pflag parses them: long flags only, `--flag=value` or `--flag value`; a bool is
-`--flag`, `--flag=true` or `--flag=false`; `strings` flags take comma-separated values and may
-be repeated; `string` flags marked repeatable (`--prometheus-header`, `--tls-sni-cert-key`)
-add one value per use. Durations are Go durations (`30s`, `1m30s`, `2h`).
+and default, so an existing Deployment's arguments work unchanged. The command line is parsed
+as the Go adapter's spf13/pflag parses it:
+
+- `--flag=value`, `--flag value` or `--flag=` (empty). Names are exact: no abbreviations, and
+  `_` is not `-`. `-v` is the only shorthand: `-v 4`, `-v=4`, `-v4`, `--v=4`.
+- A bool is `--flag`, `--flag=true` or `--flag=false` (also `1`, `t`, `F`, `TRUE`...); in
+  `--flag false` the `false` is not the flag's value but a word.
+- Words that are not flags are ignored with one warning (the Helm chart's `args:` begin with
+  `/adapter`, the Go image's path); `--` ends the flags, everything after it is a word.
+- `int` values are Go integers (`6443`, `0x1F`, `0o17`, `017` is octal); `-v` is decimal.
+  Durations are Go durations (`30s`, `1m30s`, `2h`). `strings` flags take comma-separated
+  values (CSV: `"a,b",c` is two values); the first use replaces the default, later uses add
+  to it. `string` flags marked repeatable (`--prometheus-header`, `--tls-sni-cert-key`) add
+  one whole value per use.
+- An unknown flag or a bad value stops the adapter with pflag's message
+  (`unknown flag: --foo`, `invalid argument "abc" for "--secure-port" flag: ...`) and exit
+  code 2, as the Go adapter.
 
 The support column says what a flag does in this adapter:
 
 | support | meaning |
 |---|---|
 | implemented | works as in the Go adapter (or as described, for flags of ours) |
-| accepted; takes effect in a later release | parsed and validated (no crash loop), not used yet |
 | accepted; no effect | accepted for compatibility with the Go adapter; ignored |
 
-Flags described as "Not in the Go adapter" are ours; the Go adapter rejects them.
+Flags described as "Not in the Go adapter" are ours; the Go adapter rejects them. The
+[deprecated klog flags](#deprecated-klog-flags) (`--logtostderr`, `--log-dir`...), which the
+Go adapter dropped in v0.11, are accepted (also with underscores: `--log_dir`), checked and
+ignored with one warning: logs always go to stderr.
 `-h`/`--help` prints this list. `prometheus-adapter check-config --help` lists the flags of the
 config checker (see [configuration.md](configuration.md#checking-a-config)).
 """
@@ -56,12 +69,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_TYPES = {"stringSlice": "strings", "stringArray": "string (repeatable)", "level": "int"}
+_LEGACY_SUPPORT = "ignored, with a warning"
+
+
 def _type(spec: FlagSpec) -> str:
-    if spec.kind == "stringSlice":
-        return "strings"
-    if spec.kind == "stringArray":
-        return "string (repeatable)"
-    return spec.kind
+    return _TYPES.get(spec.kind, spec.kind)
 
 
 def _default(spec: FlagSpec) -> str:
@@ -75,7 +88,7 @@ def _anchor(group: str) -> str:
 
 def render() -> str:
     groups: dict[str, list[FlagSpec]] = {}
-    for spec in FLAGS:
+    for spec in FLAGS + KLOG_LEGACY_FLAGS:
         groups.setdefault(spec.group, []).append(spec)
     lines = [_HEADER]
     lines.append("| group | flags |")
@@ -89,9 +102,10 @@ def render() -> str:
         lines.append("| flag | type | default | support | description |")
         lines.append("|---|---|---|---|---|")
         for spec in specs:
+            support = _LEGACY_SUPPORT if spec in KLOG_LEGACY_FLAGS else _SUPPORT_TEXT[spec.support]
             lines.append(
                 f"| `--{spec.name}` | {_type(spec)} | {_cell(_default(spec))} "
-                f"| {_SUPPORT_TEXT[spec.support]} | {_cell(spec.help)} |"
+                f"| {support} | {_cell(spec.help)} |"
             )
         lines.append("")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,9 +98,8 @@ class Backend:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
-def _bind_address(args: argparse.Namespace, argv: Sequence[str]) -> str:
-    explicit = any(a == "--bind-address" or a.startswith("--bind-address=") for a in argv)
-    if args.no_cluster and not explicit:
+def _bind_address(args: argparse.Namespace) -> str:
+    if args.no_cluster and "bind-address" not in args.changed_flags:
         return "127.0.0.1"
     return str(args.bind_address)
 
@@ -209,7 +208,7 @@ async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend
         raise
 
 
-async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfig) -> int:
+async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     metrics = AdapterMetrics(args.prometheus_url)
     tls = ServingTLS(
         ServingCertConfig(
@@ -219,6 +218,8 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
             extra_sans=tuple(args.self_signed_cert_sans),
             min_version=args.tls_min_version,
             cipher_suites=tuple(args.tls_cipher_suites),
+            sni_cert_keys=tuple(args.tls_sni_cert_key),
+            bind_address=_bind_address(args),
         )
     )
     prometheus = PrometheusClient(
@@ -297,7 +298,7 @@ async def _serve(args: argparse.Namespace, argv: Sequence[str], compiled: Compil
     )
     runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
-    host = _bind_address(args, argv)
+    host = _bind_address(args)
     site = web.TCPSite(
         runner,
         host,
@@ -360,7 +361,7 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
     return uvloop.new_event_loop
 
 
-def serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfig) -> int:
+def serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     if args.no_cluster:
         log.warning(
             "--no-cluster: authentication and authorization are OFF; anyone who can reach the "
@@ -368,7 +369,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str], compiled: CompiledConfi
         )
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.event_loop)) as runner:
-            return runner.run(_serve(args, argv, compiled))
+            return runner.run(_serve(args, compiled))
     except (TLSConfigError, KubeConfigError, AuthenticationLookupError) as exc:
         log.error("%s", exc)
         return 1

@@ -1,9 +1,10 @@
 """Serving certificates and the TLS context of the HTTPS listener.
 
 Ports what k8s.io/apiserver does for `--cert-dir`, `--tls-cert-file`, `--tls-private-key-file`,
-`--tls-min-version` and `--tls-cipher-suites`: a generated self-signed certificate when no files
-are given (`MaybeDefaultWithSelfSignedCerts`), Go cipher-suite and version names
-(component-base `cli/flag`), and reloading of the serving certificate when its files change
+`--tls-min-version`, `--tls-cipher-suites` and `--tls-sni-cert-key`: a generated self-signed
+certificate when no files are given (`MaybeDefaultWithSelfSignedCerts`), Go cipher-suite and
+version names (component-base `cli/flag`), certificates picked by SNI name (adapter/server/sni.py
+has the rules), and reloading of every certificate when its files change
 (`DynamicServingCertificateController`).
 """
 
@@ -25,6 +26,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from adapter.server.sni import (
+    SNI_FLAG,
+    HostnameMatcher,
+    NamedCertKey,
+    build_name_table,
+    certificate_names,
+    go_quote,
+    lookup,
+    parse_named_cert_key,
+)
 
 __all__ = [
     "GO_CIPHER_SUITES",
@@ -115,6 +127,10 @@ class ServingCertConfig:
     extra_sans: tuple[str, ...] = ()
     min_version: str = ""
     cipher_suites: tuple[str, ...] = ()
+    # --tls-sni-cert-key values as given: "cert,key" or "cert,key:name1,name2".
+    sni_cert_keys: tuple[str, ...] = ()
+    # --bind-address: when it is one IP, clients without SNI get the SNI certificate claiming it.
+    bind_address: str = ""
 
 
 def tls_min_version(name: str) -> ssl.TLSVersion:
@@ -395,40 +411,222 @@ def _key_description(cert: x509.Certificate) -> str:
     return type(key).__name__
 
 
+def _describe(leaf: x509.Certificate) -> str:
+    dns_names, ip_addresses = _san_values(leaf)
+    return '"{}" [{}] issuer="{}" serial={:x} validUntil={}'.format(
+        _cn(leaf.subject),
+        ",".join([*dns_names, *ip_addresses]),
+        _cn(leaf.issuer),
+        leaf.serial_number,
+        leaf.not_valid_after_utc.isoformat(),
+    )
+
+
+class _CertKeyFiles:
+    """A certificate file and its key file: read consistently, and polled for changes.
+
+    `role` names the pair in messages ("serving", "SNI"); `what` in reload logs.
+    """
+
+    def __init__(self, cert_path: Path, key_path: Path, role: str, what: str) -> None:
+        self.cert_path = cert_path
+        self.key_path = key_path
+        self.role = role
+        self.what = what
+        # The files' identity when last loaded; None forces a load on the next poll.
+        self.signature: _Signature | None = None
+        self._last_stat_error = ""
+
+    def load(self, contexts: Sequence[ssl.SSLContext]) -> x509.Certificate:
+        """Load the pair into each context, in order, from the same open files; the leaf.
+
+        A failed load_cert_chain can leave a context with a new certificate and no key, so a
+        live context is passed after a scratch one that takes the first failure.
+        """
+        try:
+            cert_file = self.cert_path.open("rb")
+        except OSError as err:
+            raise TLSConfigError(
+                f"cannot read {self.role} certificate {self.cert_path}: {err.strerror or err}"
+            ) from None
+        with cert_file:
+            try:
+                key_file = self.key_path.open("rb")
+            except OSError as err:
+                raise TLSConfigError(
+                    f"cannot read {self.role} key {self.key_path}: {err.strerror or err}"
+                ) from None
+            with key_file:
+                signature = (
+                    _stat_key(os.fstat(cert_file.fileno())),
+                    _stat_key(os.fstat(key_file.fileno())),
+                )
+                try:
+                    leaf = x509.load_pem_x509_certificates(cert_file.read())[0]
+                except (ValueError, IndexError):
+                    raise TLSConfigError(
+                        f"{self.role} certificate {self.cert_path} holds no PEM certificate"
+                    ) from None
+                cert_name = _fd_path(cert_file, self.cert_path)
+                key_name = _fd_path(key_file, self.key_path)
+                for position, context in enumerate(contexts):
+                    try:
+                        self._load_into(context, cert_name, key_name)
+                    except TLSConfigError:
+                        if position:
+                            # Only an in-place rewrite after the scratch load gets here; retry
+                            # on the next poll.
+                            self.signature = None
+                        raise
+        self.signature = signature
+        return leaf
+
+    def _load_into(self, context: ssl.SSLContext, cert_name: str, key_name: str) -> None:
+        what = f"{self.role} certificate {self.cert_path} and key {self.key_path}"
+        try:
+            context.load_cert_chain(cert_name, key_name, password=_refuse_password)
+        except _EncryptedKeyError:
+            raise TLSConfigError(f"{self.role} key {self.key_path} is encrypted") from None
+        except ssl.SSLError as err:
+            if "KEY_VALUES_MISMATCH" in str(err):
+                raise TLSConfigError(f"{what} do not match") from None
+            raise TLSConfigError(f"cannot load {what}: {err}") from None
+        except OSError as err:
+            raise TLSConfigError(f"cannot load {what}: {err.strerror or err}") from None
+
+    def changed(self) -> _Signature | None:
+        """The files' signature if it differs from the loaded one, else None.
+
+        A file that cannot be stat'ed (mid-rotation, say) counts as unchanged, logged once.
+        """
+        try:
+            signature = (_stat_key(self.cert_path.stat()), _stat_key(self.key_path.stat()))
+        except OSError as err:
+            message = f"{err.filename}: {err.strerror or err}"
+            if message != self._last_stat_error:
+                log.warning("Keeping the current %s: cannot stat %s", self.what, message)
+                self._last_stat_error = message
+            return None
+        self._last_stat_error = ""
+        return None if signature == self.signature else signature
+
+    def failed(self, signature: _Signature, err: TLSConfigError) -> None:
+        """Log a reload that failed; the next poll retries only after the files change again."""
+        log.error("Keeping the current %s: %s", self.what, err)
+        if self.signature is not None:
+            self.signature = signature  # log once per change, not once per poll
+
+
+@dataclass(slots=True)
+class _NamedCertificate:
+    """One --tls-sni-cert-key pair, served from its own context."""
+
+    flag: NamedCertKey
+    files: _CertKeyFiles
+    context: ssl.SSLContext
+    leaf: x509.Certificate
+
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """Which context a handshake switches to; rebuilt whenever a certificate is (re)loaded,
+    swapped whole, so the SNI callback reads one consistent snapshot."""
+
+    by_name: dict[str, ssl.SSLContext]
+    # For clients without SNI: the certificate claiming the listener's IP, else the one with
+    # an empty pattern; None keeps the default certificate.
+    without_sni: ssl.SSLContext | None
+    # When no name matches: the first certificate valid for the name, the default first
+    # (crypto/tls tries Certificates in order); a None context means the default.
+    valid_for: tuple[tuple[HostnameMatcher, ssl.SSLContext | None], ...]
+
+    def for_name(self, server_name: str) -> ssl.SSLContext | None:
+        context = lookup(self.by_name, server_name)
+        if context is not None:
+            return context
+        for matches, candidate in self.valid_for:
+            if matches(server_name):
+                return candidate
+        return None
+
+
+def _local_ip_name(bind_address: str) -> str:
+    """The listener's IP as Go prints a connection's local address, or "" when the listener
+    takes every address (then the address a client reached is not known; see ServingTLS)."""
+    try:
+        address = ipaddress.ip_address(bind_address)
+    except ValueError:
+        return ""
+    if address.is_unspecified:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return address.compressed
+
+
+def _parse_sni_flags(values: Sequence[str]) -> list[NamedCertKey]:
+    parsed: list[NamedCertKey] = []
+    for value in values:
+        try:
+            named = parse_named_cert_key(value)
+        except ValueError as err:
+            raise TLSConfigError(
+                f"invalid argument {go_quote(value)} for {go_quote(SNI_FLAG)} flag: {err}"
+            ) from None
+        if not named.cert_file or not named.key_file:
+            raise TLSConfigError(
+                f"{SNI_FLAG} {go_quote(value)}: missing filename for the certificate or the key"
+            )
+        parsed.append(named)
+    return parsed
+
+
 class ServingTLS:
-    """An ssl.SSLContext for the HTTPS listener whose certificate follows the files on disk."""
+    """An ssl.SSLContext for the HTTPS listener whose certificates follow the files on disk.
+
+    With --tls-sni-cert-key, each named pair gets its own context with the same settings and
+    client CAs, and an SNI callback on `context` switches a handshake to it by name. A client
+    without SNI gets a named certificate claiming the listener's IP only when --bind-address
+    is one IP: Go matches the local address of each connection, which Python's SNI callback
+    cannot see (asyncio and uvloop hand it only the SSLObject).
+    """
 
     def __init__(self, config: ServingCertConfig) -> None:
         # Validate flags before touching the disk, so a typo does not leave generated files.
         min_version = tls_min_version(config.min_version)
         ciphers = openssl_cipher_names(config.cipher_suites)
+        named_flags = _parse_sni_flags(config.sni_cert_keys)
         self.cert_path, self.key_path = ensure_serving_cert(config)
-        self.context = self._new_context(min_version, ciphers, bool(config.cipher_suites))
+        self._min_version, self._cipher_list = self._negotiation(
+            min_version, ciphers, bool(config.cipher_suites)
+        )
         self._ciphers = ciphers
+        # Client CAs as added (a file path or PEM data), replayed into contexts made later.
+        self._client_cas: list[tuple[str | None, str | None]] = []
         self._client_ca_files: tuple[str, ...] = ()
-        self._signature: _Signature | None = None
-        self._last_stat_error = ""
-        self._leaf = self._load()
+        self.context = self._new_context()
+        self._files = _CertKeyFiles(self.cert_path, self.key_path, "serving", "serving certificate")
+        self._leaf = self._files.load([ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), self.context])
+        self._warn_if_suites_unusable(self._leaf, "serving")
         self._log_loaded("Loaded")
+        self._local_ip = _local_ip_name(config.bind_address)
+        self._named = [self._load_named(index, flag) for index, flag in enumerate(named_flags)]
+        self._selection = self._select()
+        if self._named:
+            self.context.sni_callback = self._switch_context
 
     @staticmethod
-    def _new_context(
+    def _negotiation(
         min_version: ssl.TLSVersion, ciphers: tuple[str, ...], suites_configured: bool
-    ) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        # Client-certificate authentication is added later by require_client_ca().
-        context.verify_mode = ssl.CERT_NONE
-        context.minimum_version = min_version
-        context.options |= ssl.OP_NO_RENEGOTIATION  # Go servers never renegotiate either
-        context.set_alpn_protocols(["http/1.1"])  # aiohttp speaks HTTP/1.1 only
+    ) -> tuple[ssl.TLSVersion, str]:
+        """The minimum version and OpenSSL cipher list to serve ("" keeps OpenSSL's default)."""
         if not suites_configured or min_version >= ssl.TLSVersion.TLSv1_3:
-            return context
+            return min_version, ""
         if not ciphers:
             # Only TLS 1.3 names were given: Go then has no TLS 1.2 suite and fails every
             # TLS 1.2 handshake; refusing TLS 1.2 outright says the same thing more clearly.
             log.warning("--tls-cipher-suites names only TLS 1.3 suites; TLS 1.2 is disabled")
-            context.minimum_version = ssl.TLSVersion.TLSv1_3
-            return context
+            return ssl.TLSVersion.TLSv1_3, ""
         usable: list[str] = []
         insecure = set(GO_INSECURE_CIPHER_SUITES.values())
         for name in ciphers:
@@ -450,121 +648,172 @@ class ServingTLS:
                 "none of the TLS 1.2 cipher suites in --tls-cipher-suites is available in "
                 f"{ssl.OPENSSL_VERSION}: {', '.join(_GO_NAMES[name] for name in ciphers)}"
             )
+        cipher_list = ":".join(usable)
         try:
-            context.set_ciphers(":".join(usable))
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(cipher_list)
         except ssl.SSLError as err:
-            raise TLSConfigError(f"cannot use cipher suites {':'.join(usable)}: {err}") from None
+            raise TLSConfigError(f"cannot use cipher suites {cipher_list}: {err}") from None
+        return min_version, cipher_list
+
+    def _new_context(self) -> ssl.SSLContext:
+        """A context with the listener's settings and client CAs, and no certificate yet.
+
+        Every context gets all of them: after an SNI switch OpenSSL verifies client
+        certificates against the new context's CA store, and ALPN is its callback too.
+        """
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.verify_mode = ssl.CERT_NONE  # until a client CA is added
+        context.minimum_version = self._min_version
+        context.options |= ssl.OP_NO_RENEGOTIATION  # Go servers never renegotiate either
+        context.set_alpn_protocols(["http/1.1"])  # aiohttp speaks HTTP/1.1 only
+        if self._cipher_list:
+            context.set_ciphers(self._cipher_list)
+        for ca_file, ca_data in self._client_cas:
+            context.load_verify_locations(cafile=ca_file, cadata=ca_data)
+        if self._client_cas:
+            context.verify_mode = ssl.CERT_OPTIONAL
         return context
 
-    def _load(self) -> x509.Certificate:
-        """Load the files into the live context after a trial load; return the leaf.
+    def _contexts(self) -> list[ssl.SSLContext]:
+        return [self.context, *(named.context for named in self._named)]
 
-        A failed load_cert_chain can leave a context with a new certificate and no key, so the
-        pair is first loaded into a scratch context, and only then into the live one.
-        """
-        try:
-            cert_file = self.cert_path.open("rb")
-        except OSError as err:
-            raise TLSConfigError(
-                f"cannot read serving certificate {self.cert_path}: {err.strerror or err}"
-            ) from None
-        with cert_file:
-            try:
-                key_file = self.key_path.open("rb")
-            except OSError as err:
-                raise TLSConfigError(
-                    f"cannot read serving key {self.key_path}: {err.strerror or err}"
-                ) from None
-            with key_file:
-                signature = (
-                    _stat_key(os.fstat(cert_file.fileno())),
-                    _stat_key(os.fstat(key_file.fileno())),
-                )
-                try:
-                    leaf = x509.load_pem_x509_certificates(cert_file.read())[0]
-                except (ValueError, IndexError):
-                    raise TLSConfigError(
-                        f"serving certificate {self.cert_path} holds no PEM certificate"
-                    ) from None
-                cert_name = _fd_path(cert_file, self.cert_path)
-                key_name = _fd_path(key_file, self.key_path)
-                self._load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_name, key_name)
-                try:
-                    self._load_pair(self.context, cert_name, key_name)
-                except TLSConfigError:
-                    # Only an in-place rewrite between the two loads gets here; retry next poll.
-                    self._signature = None
-                    raise
-        self._signature = signature
-        self._warn_if_suites_unusable(leaf)
-        return leaf
-
-    def _load_pair(self, context: ssl.SSLContext, cert_name: str, key_name: str) -> None:
-        what = f"serving certificate {self.cert_path} and key {self.key_path}"
-        try:
-            context.load_cert_chain(cert_name, key_name, password=_refuse_password)
-        except _EncryptedKeyError:
-            raise TLSConfigError(f"serving key {self.key_path} is encrypted") from None
-        except ssl.SSLError as err:
-            if "KEY_VALUES_MISMATCH" in str(err):
-                raise TLSConfigError(f"{what} do not match") from None
-            raise TLSConfigError(f"cannot load {what}: {err}") from None
-        except OSError as err:
-            raise TLSConfigError(f"cannot load {what}: {err.strerror or err}") from None
-
-    def _warn_if_suites_unusable(self, leaf: x509.Certificate) -> None:
-        if not self._ciphers or self.context.minimum_version >= ssl.TLSVersion.TLSv1_3:
+    def _warn_if_suites_unusable(self, leaf: x509.Certificate, role: str) -> None:
+        if not self._ciphers or self._min_version >= ssl.TLSVersion.TLSv1_3:
             return
         rsa_key = isinstance(leaf.public_key(), rsa.RSAPublicKey)
         if not any(("ECDSA" not in name) == rsa_key for name in self._ciphers):
             log.warning(
-                "No cipher suite in --tls-cipher-suites works with the %s serving key; "
+                "No cipher suite in --tls-cipher-suites works with the %s %s key; "
                 "TLS 1.2 clients will fail (TLS 1.3 is unaffected)",
                 _key_description(leaf),
+                role,
             )
 
     def _log_loaded(self, verb: str) -> None:
         leaf = self._leaf
-        dns_names, ip_addresses = _san_values(leaf)
+        log.info("%s serving certificate %s: %s", verb, self.cert_path, _describe(leaf))
+        self._warn_if_expired(leaf, f"Serving certificate {self.cert_path}")
+
+    @staticmethod
+    def _warn_if_expired(leaf: x509.Certificate, what: str) -> None:
         not_after = leaf.not_valid_after_utc
-        log.info(
-            '%s serving certificate %s: "%s" [%s] issuer="%s" serial=%x validUntil=%s',
-            verb,
-            self.cert_path,
-            _cn(leaf.subject),
-            ",".join([*dns_names, *ip_addresses]),
-            _cn(leaf.issuer),
-            leaf.serial_number,
-            not_after.isoformat(),
-        )
         if not_after < datetime.datetime.now(datetime.UTC):
-            log.warning("Serving certificate %s expired at %s", self.cert_path, not_after)
+            log.warning("%s expired at %s", what, not_after)
+
+    # --- named (SNI) certificates -------------------------------------------------------------
+
+    def _load_named(self, index: int, flag: NamedCertKey) -> _NamedCertificate:
+        files = _CertKeyFiles(
+            Path(flag.cert_file), Path(flag.key_file), "SNI", f"SNI certificate [{index}]"
+        )
+        context = self._new_context()
+        try:
+            leaf = files.load([context])
+        except TLSConfigError as err:
+            raise TLSConfigError(f"{SNI_FLAG} {go_quote(str(flag))}: {err}") from None
+        named = _NamedCertificate(flag, files, context, leaf)
+        self._log_named(index, named, "Loaded")
+        return named
+
+    def _log_named(self, index: int, named: _NamedCertificate, verb: str) -> None:
+        explicit = bool(named.flag.names)
+        names = (
+            named.flag.names if explicit else tuple(dict.fromkeys(certificate_names(named.leaf)))
+        )
+        log.info(
+            "%s SNI certificate [%d] %s: %s names=[%s] (%s)",
+            verb,
+            index,
+            named.files.cert_path,
+            _describe(named.leaf),
+            ",".join(names),
+            "explicit" if explicit else "from the certificate",
+        )
+        if explicit:
+            # crypto/tls lower-cases the client's name, never the patterns.
+            for pattern in names:
+                if pattern != pattern.lower():
+                    log.warning(
+                        "%s pattern %s of SNI certificate [%d] never matches: client names "
+                        "are compared in lower case",
+                        SNI_FLAG,
+                        go_quote(pattern),
+                        index,
+                    )
+        self._warn_if_suites_unusable(named.leaf, "SNI")
+        self._warn_if_expired(named.leaf, f"SNI certificate {named.files.cert_path}")
+
+    def _select(self) -> _Selection:
+        if not self._named:
+            return _Selection({}, None, ())
+        table = build_name_table(
+            [(named.flag.names, certificate_names(named.leaf)) for named in self._named]
+        )
+        by_name = {name: self._named[index].context for name, index in table.items()}
+        without_sni = by_name.get(self._local_ip) if self._local_ip else None
+        if without_sni is None:
+            without_sni = by_name.get("")  # a pattern list with an empty name, as Go looks up ""
+        # Go falls back over the default, then the certificates that won a name (in map order;
+        # here in flag order): one that lost all its names is never served.
+        valid_for = (
+            (HostnameMatcher(self._leaf), None),
+            *(
+                (HostnameMatcher(self._named[index].leaf), self._named[index].context)
+                for index in sorted(set(table.values()))
+            ),
+        )
+        return _Selection(by_name, without_sni, valid_for)
+
+    def _switch_context(
+        self, ssl_object: ssl.SSLObject, server_name: str | None, _default: ssl.SSLContext
+    ) -> None:
+        """SNI callback: move the handshake to the context of the certificate for this name."""
+        selection = self._selection
+        context = selection.without_sni if server_name is None else selection.for_name(server_name)
+        if context is not None:
+            ssl_object.context = context
+
+    # --- reloading ----------------------------------------------------------------------------
 
     def reload_if_changed(self) -> bool:
-        """Reload the pair into the live context if either file changed; True when reloaded.
+        """Reload every pair whose files changed; True when any was reloaded.
 
         New handshakes get the new certificate; open connections keep theirs. A pair that does
-        not load is logged and the current certificate stays; it is retried on its next change.
+        not load is logged and its current certificate stays; it is retried on its next change.
         """
-        try:
-            signature = (_stat_key(self.cert_path.stat()), _stat_key(self.key_path.stat()))
-        except OSError as err:
-            message = f"{err.filename}: {err.strerror or err}"
-            if message != self._last_stat_error:
-                log.warning("Keeping the current serving certificate: cannot stat %s", message)
-                self._last_stat_error = message
+        reloaded = self._reload_default()
+        for index, named in enumerate(self._named):
+            reloaded = self._reload_named(index, named) or reloaded
+        if reloaded and self._named:
+            self._selection = self._select()
+        return reloaded
+
+    def _reload_default(self) -> bool:
+        signature = self._files.changed()
+        if signature is None:
             return False
-        self._last_stat_error = ""
-        if signature == self._signature:
-            return False
         try:
-            self._leaf = self._load()
+            self._leaf = self._files.load([ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), self.context])
         except TLSConfigError as err:
-            log.error("Keeping the current serving certificate: %s", err)
-            if self._signature is not None:
-                self._signature = signature  # log once per change, not once per poll
+            self._files.failed(signature, err)
             return False
+        self._warn_if_suites_unusable(self._leaf, "serving")
         self._log_loaded("Reloaded")
+        return True
+
+    def _reload_named(self, index: int, named: _NamedCertificate) -> bool:
+        signature = named.files.changed()
+        if signature is None:
+            return False
+        # A fresh context: loading over the old one would keep an old key of another type.
+        context = self._new_context()
+        try:
+            leaf = named.files.load([context])
+        except TLSConfigError as err:
+            named.files.failed(signature, err)
+            return False
+        named.context, named.leaf = context, leaf
+        self._log_named(index, named, "Reloaded")
         return True
 
     async def watch(self, interval: float = 5.0) -> None:
@@ -575,6 +824,8 @@ class ServingTLS:
                 self.reload_if_changed()
             except Exception:
                 log.exception("Serving certificate reload failed")
+
+    # --- client CAs ---------------------------------------------------------------------------
 
     def require_client_ca(self, ca_files: Sequence[str]) -> None:
         """Request client certificates and verify them against these CA bundles.
@@ -591,10 +842,8 @@ class ServingTLS:
                 reason = err.strerror if isinstance(err, OSError) and err.strerror else err
                 raise TLSConfigError(f"cannot load client CA file {ca_file}: {reason}") from None
         for ca_file in ca_files:
-            self.context.load_verify_locations(cafile=ca_file)
-        if ca_files:
-            self.context.verify_mode = ssl.CERT_OPTIONAL
-            self._client_ca_files = (*self._client_ca_files, *ca_files)
+            self._trust_client_ca(ca_file, None)
+        self._client_ca_files = (*self._client_ca_files, *ca_files)
 
     def add_client_ca_data(self, pem: str) -> None:
         """Request client certificates and trust these PEM CAs in the handshake (CAs from the
@@ -606,8 +855,14 @@ class ServingTLS:
             ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cadata=pem)
         except ssl.SSLError as err:
             raise TLSConfigError(f"cannot load client CA data: {err}") from None
-        self.context.load_verify_locations(cadata=pem)
-        self.context.verify_mode = ssl.CERT_OPTIONAL
+        self._trust_client_ca(None, pem)
+
+    def _trust_client_ca(self, ca_file: str | None, ca_data: str | None) -> None:
+        # Into every live context, and remembered for contexts made by later reloads.
+        for context in self._contexts():
+            context.load_verify_locations(cafile=ca_file, cadata=ca_data)
+            context.verify_mode = ssl.CERT_OPTIONAL
+        self._client_cas.append((ca_file, ca_data))
 
     @property
     def client_ca_files(self) -> tuple[str, ...]:
@@ -615,7 +870,7 @@ class ServingTLS:
         return self._client_ca_files
 
     def certificate_info(self) -> dict[str, object]:
-        """Describe the certificate being served, for logs and debugging."""
+        """Describe the default certificate being served, for logs and debugging."""
         leaf = self._leaf
         dns_names, ip_addresses = _san_values(leaf)
         return {

@@ -10,7 +10,7 @@ import pytest
 
 from adapter.check_config import check_config_main
 from adapter.cli import main
-from adapter.options import FLAGS, Support, build_parser, parse_flags
+from adapter.options import FLAGS, Support, build_parser, parse_flags, validate_flags
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -49,9 +49,8 @@ def test_help_lists_go_flags_with_defaults() -> None:
         assert f"--{spec.name} " in text
 
 
-def test_flags_not_implemented_yet_say_so() -> None:
+def test_flags_without_effect_say_so() -> None:
     text = " ".join(build_parser().format_help().split())
-    assert Support.LATER.value in text
     assert Support.COMPAT.value in text
 
 
@@ -79,19 +78,121 @@ def test_flag_parsing_like_pflag() -> None:
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "message"),
     [
-        pytest.param(["--metrics-relist-interval=10"], id="duration-without-unit"),
-        pytest.param(["--profiling=maybe"], id="bad-bool"),
-        pytest.param(["--logtostderr"], id="klog-flag-removed-in-go-v0.11"),
-        pytest.param(["--prom=x"], id="no-abbreviations"),
+        pytest.param(["--metrics-relist-interval=10"], 'invalid argument "10" for "--metrics-relist-interval" flag: time: missing unit in duration "10"', id="duration-without-unit"),
+        pytest.param(["--profiling=maybe"], 'invalid argument "maybe" for "--profiling" flag: strconv.ParseBool: parsing "maybe": invalid syntax', id="bad-bool"),
+        pytest.param(["--prom=x"], "unknown flag: --prom", id="no-abbreviations"),
+        pytest.param(["--no-such-flag"], "unknown flag: --no-such-flag", id="unknown-flag"),
+        pytest.param(["/adapter", "--secure-port=6443", "-x"], "unknown shorthand flag: 'x' in -x", id="unknown-shorthand"),
+        pytest.param(["--config"], "flag needs an argument: --config", id="missing-argument"),
+        pytest.param(["--secure-port=abc"], 'invalid argument "abc" for "--secure-port" flag: strconv.ParseInt: parsing "abc": invalid syntax', id="bad-int"),
+        pytest.param(["---x"], "bad flag syntax: ---x", id="bad-syntax"),
     ],
-)
-def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as excinfo:
-        parse_flags(argv)
-    assert excinfo.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
+)  # fmt: skip
+def test_bad_flags_exit_2_with_pflags_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As the Go adapter: pflag.CommandLine is ExitOnError, so pflag prints and exits 2.
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == message
+    assert "--help" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["/adapter", "--secure-port=1", "--help"]])
+def test_help_prints_every_flag_and_exits_0(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "-v int, --v int" in out
+    assert "Deprecated klog flags" in out and "--logtostderr [bool]" in out
+    for spec in FLAGS:
+        assert f"--{spec.name} " in out
+
+
+# The container args of public deployments of the Go adapter v0.12.0
+# (/work/shared/deployments/profiles.yaml); the image's ENTRYPOINT comes before them.
+_CIPHERS = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,TLS_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_256_GCM_SHA384,TLS_RSA_WITH_AES_128_CBC_SHA,TLS_RSA_WITH_AES_256_CBC_SHA"
+DEPLOYMENTS = {
+    "helm-chart": ["/adapter", "--secure-port=6443", "--cert-dir=/tmp/cert", "--prometheus-url=http://prometheus.default.svc:9090", "--metrics-relist-interval=1m", "--v=4", "--config=/etc/adapter/config.yaml"],
+    "helm-chart-tls": ["/adapter", "--secure-port=6443", "--tls-cert-file=/var/run/serving-cert/tls.crt", "--tls-private-key-file=/var/run/serving-cert/tls.key", "--cert-dir=/tmp/cert", "--prometheus-url=http://prometheus.default.svc:9090", "--metrics-relist-interval=1m", "--v=4", "--config=/etc/adapter/config.yaml"],
+    "kube-prometheus": ["--cert-dir=/var/run/serving-cert", "--config=/etc/adapter/config.yaml", "--metrics-relist-interval=1m", "--prometheus-url=http://prometheus-k8s.monitoring.svc:9090/", "--secure-port=6443", f"--tls-cipher-suites={_CIPHERS}"],
+    "upstream-deploy": ["--cert-dir=/var/run/serving-cert", "--config=/etc/adapter/config.yaml", "--metrics-relist-interval=1m", "--prometheus-url=https://prometheus.monitoring.svc:9090/", "--secure-port=6443", f"--tls-cipher-suites={_CIPHERS}"],
+    "openshift-cmo": ["--prometheus-auth-config=/etc/prometheus-config/prometheus-config.yaml", "--config=/etc/adapter/config.yaml", "--logtostderr=true", "--metrics-relist-interval=1m", "--prometheus-url=https://prometheus-k8s.openshift-monitoring.svc:9091", "--secure-port=6443", "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"],
+}  # fmt: skip
+DEPLOYMENT_WARNINGS = {
+    "helm-chart": ["ignoring positional arguments: /adapter"],
+    "helm-chart-tls": ["ignoring positional arguments: /adapter"],
+    "kube-prometheus": [],
+    "upstream-deploy": [],
+    "openshift-cmo": [
+        "ignoring klog flags --logtostderr: deprecated, and removed from the Go adapter in "
+        "v0.11; logs always go to stderr"
+    ],
+}
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_deployment_args_parse(name: str) -> None:
+    args = parse_flags(DEPLOYMENTS[name])
+    assert args.secure_port == 6443
+    assert args.config == "/etc/adapter/config.yaml"
+    assert args.metrics_relist_interval == 60.0
+    assert args.metrics_max_age == 60.0
+    assert args.flag_warnings == DEPLOYMENT_WARNINGS[name]
+    assert validate_flags(args) == []
+    if name.startswith("helm-chart"):
+        assert args.v == 4
+        assert args.cert_dir == "/tmp/cert"
+    if name in ("kube-prometheus", "upstream-deploy"):
+        assert args.tls_cipher_suites == _CIPHERS.split(",")
+        assert len(args.tls_cipher_suites) == 15
+    if name == "openshift-cmo":
+        assert args.prometheus_auth_config == "/etc/prometheus-config/prometheus-config.yaml"
+        assert len(args.tls_cipher_suites) == 6
+
+
+@pytest.mark.parametrize("name", DEPLOYMENTS)
+def test_deployment_args_start_the_cli(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Up to loading the config, which does not exist here: every flag was accepted.
+    missing = tmp_path / "config.yaml"
+    argv = [a.replace("/etc/adapter/config.yaml", str(missing)) for a in DEPLOYMENTS[name]]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cannot read file" in err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [f"warning: {w}" for w in DEPLOYMENT_WARNINGS[name]]
+
+
+def test_positional_and_legacy_warnings_once_each(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["/adapter", "--logtostderr", "extra", "--log_dir=/x", "--v=2", "/adapter"]
+    assert main(argv) == 1  # no --config
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "warning: ignoring positional arguments: /adapter extra /adapter"
+    assert err[1] == (
+        "warning: ignoring klog flags --logtostderr, --log_dir: deprecated, and removed from "
+        "the Go adapter in v0.11; logs always go to stderr"
+    )
+    assert sum(line.startswith("warning: ") for line in err) == 2
+    assert "no metrics discovery configuration file specified" in err[2]
+
+
+def test_installed_command_ignores_the_go_images_path() -> None:
+    # The Helm chart's args begin with /adapter; our image's ENTRYPOINT is prometheus-adapter.
+    result = subprocess.run(
+        [sys.executable, "-m", "adapter", "/adapter", "--secure-port=6443", "--no-such-flag"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == "unknown flag: --no-such-flag"
+    assert "unrecognized arguments" not in result.stderr
 
 
 @pytest.mark.parametrize(
