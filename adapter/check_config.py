@@ -35,6 +35,7 @@ __all__ = ["check_config_main", "config_report", "render_text"]
 
 EXAMPLE_SERIES = "<series>"
 EXAMPLE_NAMESPACE = "default"
+_EMPTY = "(empty)"  # shown for an empty template or label; a warning says what follows
 
 
 def _issue(issue: ConfigIssue) -> dict[str, Any]:
@@ -241,7 +242,7 @@ def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
         _render_resources(rule["resources"], out)
     else:
         out.append(f"    namespaced   {str(rule['namespaced']).lower()}")
-    out.append(f"    metricsQuery {rule['metricsQuery'].strip()}")
+    out.append(f"    metricsQuery {rule['metricsQuery'].strip() or _EMPTY}")
     example = rule["example"]
     if example is None:
         out.append("    example      (none: the rule maps no resources)")
@@ -388,7 +389,7 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append(f"resourceRules (metrics.k8s.io), window {rr['window']}:")
         for key in ("cpu", "memory"):
             q = rr[key]
-            lines.append(f"  {key}  containerLabel {q['containerLabel']}")
+            lines.append(f"  {key}  containerLabel {q['containerLabel'] or _EMPTY}")
             _render_resources(q["resources"], lines)
             lines.append(f"    pod example   {q['example']['pods'].strip()}")
             lines.append(f"    node example  {q['example']['nodes'].strip()}")
@@ -406,6 +407,8 @@ _LIVE_FLAGS = (
     "prometheus-ca-file",
     "prometheus-client-tls-cert-file",
     "prometheus-client-tls-key-file",
+    "prometheus-auth-config",
+    "prometheus-auth-incluster",
     "prometheus-timeout",
     "prometheus-max-get-url-length",
     "metrics-max-age",
@@ -418,6 +421,15 @@ def _duration(text: str) -> float:
         return parse_go_duration(text)
     except DurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bool(text: str) -> bool:
+    """strconv.ParseBool, as the server's bool flags take `--flag=false`."""
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
 
 
 def _add_live_flags(parser: argparse.ArgumentParser) -> None:
@@ -440,6 +452,8 @@ def _add_live_flags(parser: argparse.ArgumentParser) -> None:
             kwargs.update(type=_duration, metavar="duration")
         elif spec.kind in ("int", "float"):
             kwargs.update(type=int if spec.kind == "int" else float, metavar=spec.kind)
+        elif spec.kind == "bool":
+            kwargs.update(nargs="?", const=True, type=_bool, metavar="bool")
         group.add_argument(f"--{name}", help=help_text.replace("%", "%%"), **kwargs)
 
 

@@ -23,15 +23,23 @@ class IssueList(list[ConfigIssue]):
     """Collects issues while a config is decoded and compiled, so that all are reported at once.
 
     `lines` maps each decoded path to its line, so later checks that only know a path
-    (`rules[2].name.matches`) still point at the right line.
+    (`rules[2].name.matches`) still point at the right line. `warnings` collects the problems
+    that do not stop the config from being used.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.lines: dict[str, int] = {}
+        self.warnings: list[ConfigIssue] = []
 
     def add(self, path: str, reason: str, line: int | None = None) -> None:
-        self.append(ConfigIssue(path, reason, line if line is not None else self.line_of(path)))
+        self.append(self._issue(path, reason, line))
+
+    def warn(self, path: str, reason: str, line: int | None = None) -> None:
+        self.warnings.append(self._issue(path, reason, line))
+
+    def _issue(self, path: str, reason: str, line: int | None) -> ConfigIssue:
+        return ConfigIssue(path, reason, line if line is not None else self.line_of(path))
 
     def line_of(self, path: str) -> int | None:
         """The line of `path`, or of its nearest ancestor (a missing field is reported at the

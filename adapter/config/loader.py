@@ -5,15 +5,24 @@ and any scalar may fill a string field (its text is used, so `as: 123` is the st
 We compose the YAML node tree with libyaml and decode it ourselves, which keeps line numbers
 for every error and lets us report all errors of a file at once instead of the first one.
 JSON files load through the same path, as they do in Go (JSON is YAML).
+
+Like yaml.v2's `Unmarshal`, only the first document of a multi-document file is read: the
+parser stops at that document's end, so what follows is never parsed (not even checked for
+syntax). Content there is reported as a warning, since it was probably meant to be used.
 """
 
 import difflib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from yaml._yaml import CParser
+from yaml.composer import Composer
+from yaml.events import Event
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from adapter.config.errors import IssueList
 from adapter.config.schema import (
@@ -29,7 +38,7 @@ from adapter.config.schema import (
 )
 from adapter.promql.duration import DurationError, parse_prometheus_duration
 
-__all__ = ["decode_config", "parse_config_text", "read_config_file"]
+__all__ = ["decode_config", "parse_config_text", "read_config_file", "read_first_document"]
 
 T = TypeVar("T")
 Decoder = Callable[[Node, str, IssueList], T]
@@ -298,10 +307,78 @@ def decode_config(root: Node | None, issues: IssueList) -> AdapterConfig:
     )
 
 
+class _FirstDocumentLoader(Composer, CParser, Resolver):
+    """libyaml's events (CParser) composed into nodes by PyYAML's composer, which lets us
+    see where the first document ends; CParser's own composer does not tell."""
+
+    def __init__(self, text: str) -> None:
+        CParser.__init__(self, text)
+        Composer.__init__(self)
+        Resolver.__init__(self)
+        # Where the last event read ends: (line, column), both 0-based.
+        self.consumed_to: tuple[int, int] | None = None
+
+    def get_event(self) -> Event | None:
+        event = super().get_event()
+        mark = None if event is None else event.end_mark
+        if mark is not None:
+            self.consumed_to = (mark.line, mark.column)
+        return event
+
+
+# libyaml's line breaks, so that line numbers agree with its marks.
+_LINE_BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
+_DOCUMENT_MARKER = re.compile(r"(---|\.\.\.)(?=\s|$)")
+
+
+def _ignored_content_line(text: str, end: tuple[int, int]) -> int | None:
+    """The 1-based line where content after the first document starts (the `---` opening the
+    document that holds it), or None when only markers, comments and blank lines follow."""
+    end_line, end_column = end
+    lines = _LINE_BREAK.split(text)
+    opened_at: int | None = None
+    for index in range(end_line, len(lines)):
+        line = lines[index][end_column:] if index == end_line else lines[index]
+        rest = line.strip()
+        marker = _DOCUMENT_MARKER.match(rest)
+        if marker is not None:
+            if marker.group(1) == "---":
+                opened_at = index + 1
+            rest = rest[marker.end() :].strip()
+        if rest and not rest.startswith("#"):
+            return opened_at if opened_at is not None else index + 1
+    return None
+
+
+def read_first_document(text: str, issues: IssueList) -> Node | None:
+    """The first YAML document of `text` (None when there is none), as yaml.v2 reads it.
+
+    Later documents are not parsed; if they hold content, a warning naming the line where it
+    starts is added to the warnings of `issues`. Syntax errors of the first document raise
+    yaml.YAMLError."""
+    loader = _FirstDocumentLoader(text)
+    try:
+        loader.get_event()  # the stream start
+        root = loader.get_node()
+        end = loader.consumed_to
+    finally:
+        loader.dispose()
+    if root is not None and end is not None:
+        line = _ignored_content_line(text, end)
+        if line is not None:
+            issues.warn(
+                "",
+                "another YAML document starts here and is ignored: only the first document of "
+                "the file is read, as in the Go adapter (yaml.v2)",
+                line,
+            )
+    return root
+
+
 def parse_config_text(text: str, issues: IssueList) -> AdapterConfig:
     """Parse YAML (or JSON) text; syntax errors are appended to `issues`."""
     try:
-        root = yaml.compose(text, Loader=yaml.CSafeLoader)
+        root = read_first_document(text, issues)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1

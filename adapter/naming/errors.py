@@ -7,6 +7,7 @@ __all__ = [
     "QueryBuildError",
     "UnsupportedOperatorError",
     "UnsupportedValuesError",
+    "UnusableQueryError",
 ]
 
 
@@ -37,3 +38,8 @@ class MalformedQueryError(QueryBuildError):
 
 class UnsupportedValuesError(QueryBuildError):
     message = "operator does not support values"
+
+
+class UnusableQueryError(NamingError):
+    """A rule whose query can never be built (an empty `metricsQuery`, or a template that
+    always fails to render): a config problem, so its message names the rule, never PromQL."""

@@ -19,6 +19,7 @@ from adapter.naming.errors import (
     NamingError,
     UnsupportedOperatorError,
     UnsupportedValuesError,
+    UnusableQueryError,
 )
 from adapter.promql.go_quote import go_quote
 from adapter.promql.go_template import FieldKind, GoTemplate, TemplateExecError
@@ -112,7 +113,12 @@ class _Matchers:
 
 
 class MetricsQuery:
-    """A compiled `metricsQuery` (or containerQuery/nodeQuery) of one rule."""
+    """A compiled `metricsQuery` (or containerQuery/nodeQuery) of one rule.
+
+    `unusable` says why no query can ever be rendered from the template (it is empty, or
+    always fails): the Go adapter starts with such a rule and fails each request when it
+    renders the template, and so does `render`, with an UnusableQueryError.
+    """
 
     def __init__(
         self,
@@ -121,11 +127,13 @@ class MetricsQuery:
         *,
         namespaced: bool = True,
         label_value_replacements: Sequence[LabelValueReplacement] = (),
+        unusable: str | None = None,
     ) -> None:
         self.template = template
         self.converter = converter
         self.namespaced = namespaced  # externalRules only: add the request namespace
         self.label_value_replacements = tuple(label_value_replacements)
+        self.unusable = unusable
 
     def args(
         self,
@@ -194,6 +202,8 @@ class MetricsQuery:
         )
 
     def render(self, args: QueryArgs) -> str:
+        if self.unusable is not None:
+            raise UnusableQueryError(self.unusable)
         try:
             query = self.template.render(args.as_template_data())
         except TemplateExecError as exc:

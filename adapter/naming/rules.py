@@ -1,9 +1,13 @@
 """Compile a config into rules, once, at load time.
 
-Everything the Go adapter would only find while serving (a bad regex, a template that does
-not parse or names an unknown field, a resource template without `.Resource`, a missing
-query) is an error here, reported with the file, the path, the line and the reason, all
-errors of a file together. Things that are legal but almost certainly not meant are warnings.
+What the Go adapter refuses to start with (a bad regex, a template that does not parse, a
+resource template without `.Resource`, an override the cluster does not know), and what
+stops a whole API from working (an empty `seriesQuery` fails every relist), is an error here,
+reported with the file, the path, the line and the reason, all errors of a file together.
+A config the Go adapter starts with starts here too: what Go only finds while serving (an
+empty or always failing `metricsQuery`, `resourceRules` that cannot query pods or nodes) is a
+warning saying which requests fail and how, and those requests fail as they do in Go.
+Things that are legal but almost certainly not meant are warnings too.
 """
 
 import re
@@ -31,7 +35,14 @@ from adapter.naming.metric_namer import MetricNamer, new_metric_namer
 from adapter.naming.metrics_query import METRICS_QUERY_FIELDS, MetricsQuery
 from adapter.naming.resource_converter import ResourceConverter, new_resource_converter
 from adapter.naming.series_filter import SeriesFilter, new_series_filter
-from adapter.promql.go_template import TemplateError, compile_template
+from adapter.promql.go_template import (
+    GoTemplate,
+    TemplateError,
+    TemplateExecError,
+    compile_template,
+)
+from adapter.promql.go_template_builtins import BUILTINS
+from adapter.promql.go_template_parse import parse_template
 
 __all__ = [
     "CompiledConfig",
@@ -106,13 +117,51 @@ class CompiledConfig:
 # `__name__!="^container_.*"`, which excludes nothing).
 _REGEX_BEHIND_EQUALITY = re.compile(r'([A-Za-z_]\w*)\s*(!?=)\s*"((?:\^|[^"]*(?:\.\*|\.\+))[^"]*)"')
 
+_TEMPLATE_NAME = "metrics-query"
+
+# What a query that can never be rendered does to requests, by where the template is used.
+_CUSTOM_EFFECT = (
+    "the rule's metrics are listed, but every request for them is answered 404 "
+    '"the server could not find the metric ..."'
+)
+_EXTERNAL_EFFECT = (
+    "the rule's metrics are listed, but every request for them is answered 500 "
+    '"unable to fetch metrics"'
+)
+_POD_EFFECT = (
+    "no pod metrics can be queried: metrics.k8s.io lists of pods come back without any pod "
+    "and a named pod is 404"
+)
+_NODE_EFFECT = (
+    "no node metrics can be queried: metrics.k8s.io lists of nodes come back empty and a "
+    "named node is 404"
+)
+_AS_IN_GO = "(the Go adapter starts with this config and fails these requests the same way)"
+
+
+def _parses(source: str) -> bool:
+    """Whether Go's template parser accepts `source` (Go reports everything else only when
+    the template is executed)."""
+    try:
+        parse_template(source, name=_TEMPLATE_NAME, functions=frozenset(BUILTINS))
+    except TemplateError:
+        return False
+    return True
+
+
+def _never_rendered(source: str, reason: str) -> GoTemplate:
+    """A template kept for its source only: its MetricsQuery is unusable and never renders."""
+
+    def render(_data: object) -> str:
+        raise TemplateExecError(reason)
+
+    return GoTemplate(source, _TEMPLATE_NAME, render)
+
 
 class _Compiler:
     def __init__(self, mapper: RESTMapper, issues: IssueList, require_known: bool) -> None:
         self.mapper = mapper
         self.issues = issues
-        self.warnings = IssueList()
-        self.warnings.lines = issues.lines
         self.require_known = require_known
 
     def attempt(self, path: str, build: Callable[[], T]) -> T | None:
@@ -140,7 +189,7 @@ class _Compiler:
             if self.require_known:
                 self.issues.add(where, f"unable to normalize group-resource: {item.reason}")
             else:
-                self.warnings.add(
+                self.issues.warn(
                     where,
                     f"resource {item.resource} is not in the built-in resource table; it is used "
                     "as written (with a cluster, it is resolved through API discovery)",
@@ -148,25 +197,45 @@ class _Compiler:
         return converter
 
     def query(
-        self, text: str, path: str, converter: ResourceConverter | None, rule: DiscoveryRule | None
+        self,
+        text: str,
+        path: str,
+        converter: ResourceConverter | None,
+        rule: DiscoveryRule | None,
+        effect: str,
+        *,
+        warn: bool = True,
     ) -> MetricsQuery | None:
+        """The compiled template at `path`. One that parses but can never render a query is
+        kept, unusable, with a warning (`warn`) saying that `effect` follows."""
+        unusable = None
         if not text:
-            self.issues.add(path, "is required (the PromQL template for a request)")
-            return None
-        try:
-            template = compile_template(text, METRICS_QUERY_FIELDS, name="metrics-query")
-        except TemplateError as exc:
-            self.issues.add(path, f"unable to parse metrics query template: {exc}")
-            return None
+            unusable = f"{path} is empty"
+            if warn:
+                self.issues.warn(path, f"is empty, so {effect} {_AS_IN_GO}")
+            template = compile_template("", METRICS_QUERY_FIELDS, name=_TEMPLATE_NAME)
+        else:
+            try:
+                template = compile_template(text, METRICS_QUERY_FIELDS, name=_TEMPLATE_NAME)
+            except TemplateError as exc:
+                if not _parses(text):
+                    self.issues.add(path, f"unable to parse metrics query template: {exc}")
+                    return None
+                # Go finds this only when it executes the template, on every request.
+                unusable = f"{path} cannot be rendered: {exc}"
+                if warn:
+                    self.issues.warn(path, f"cannot be rendered ({exc}), so {effect} {_AS_IN_GO}")
+                template = _never_rendered(text, str(exc))
         if converter is None:
             return None
         if rule is None:
-            return MetricsQuery(template, converter)
+            return MetricsQuery(template, converter, unusable=unusable)
         return MetricsQuery(
             template,
             converter,
             namespaced=rule.resources.namespaced is not False,
             label_value_replacements=rule.label_value_replacements,
+            unusable=unusable,
         )
 
     def discovery_rule(self, kind: RuleKind, index: int, rule: DiscoveryRule) -> MetricRule | None:
@@ -186,7 +255,8 @@ class _Compiler:
         if rule.name.matches and namer is not None:
             filters.append(SeriesFilter(namer.matches, positive=True))
         converter = self.converter(rule.resources, f"{path}.resources")
-        query = self.query(rule.metrics_query, f"{path}.metricsQuery", converter, rule)
+        effect = _CUSTOM_EFFECT if kind is RuleKind.CUSTOM else _EXTERNAL_EFFECT
+        query = self.query(rule.metrics_query, f"{path}.metricsQuery", converter, rule, effect)
         if namer is not None:
             self.check_name(namer, f"{path}.name.as")
         if converter is not None:
@@ -206,7 +276,7 @@ class _Compiler:
     def check_series_query(self, series_query: str, path: str) -> None:
         for label, op, value in _REGEX_BEHIND_EQUALITY.findall(series_query):
             regex_op = "=~" if op == "=" else "!~"
-            self.warnings.add(
+            self.issues.warn(
                 path,
                 f'{label}{op}"{value}" compares literally; for a regular expression use {regex_op}',
             )
@@ -218,7 +288,7 @@ class _Compiler:
             if leading:
                 rest = ref[leading.end() :]
                 hint = f"; did you mean ${{{leading.group()}}}{rest}?"
-            self.warnings.add(
+            self.issues.warn(
                 path,
                 f"${ref} refers to a capture group named {ref!r} that name.matches does not "
                 f"define, so it expands to an empty string{hint}",
@@ -230,11 +300,11 @@ class _Compiler:
         mapping = rule.resources
         if kind is RuleKind.CUSTOM:
             if mapping.namespaced is not None:
-                self.warnings.add(
+                self.issues.warn(
                     f"{path}.namespaced", "is ignored for rules; only externalRules use it"
                 )
             if not mapping.template and not mapping.overrides:
-                self.warnings.add(
+                self.issues.warn(
                     path,
                     "maps no label to a resource (no overrides, no template), so this rule "
                     "defines no metrics",
@@ -243,7 +313,7 @@ class _Compiler:
                 str(r) for r in set(converter.overrides.values()) if converter.is_namespaced(r)
             )
             if namespaced and not self.maps_namespaces(converter):
-                self.warnings.add(
+                self.issues.warn(
                     path,
                     f"no label maps to namespaces, so every request for metrics on namespaced "
                     f"resources ({', '.join(namespaced)}) answers 'the server could not find "
@@ -252,7 +322,7 @@ class _Compiler:
                 )
             return
         if mapping.namespaced is not False and not self.maps_namespaces(converter):
-            self.warnings.add(
+            self.issues.warn(
                 path,
                 "the rule is namespaced (the default) but no label maps to namespaces, so "
                 "every request for its metrics fails with 'unable to fetch metrics' (as in "
@@ -269,19 +339,65 @@ class _Compiler:
         return True
 
     def resource_query(self, rule: ResourceRule, path: str) -> ResourceQuery | None:
-        converter = self.converter(rule.resources, f"{path}.resources")
-        container = self.query(rule.container_query, f"{path}.containerQuery", converter, None)
-        node = self.query(rule.node_query, f"{path}.nodeQuery", converter, None)
-        if not rule.container_label:
-            self.issues.add(
-                f"{path}.containerLabel", "is required (the label holding the container name)"
+        """`resourceRules.cpu` or `.memory`. As in Go, only what does not parse is an error;
+        a missing query or label mapping fails the requests that need it (the Go adapter's
+        provider needs both cpu and memory for every pod and node)."""
+        unset = rule == ResourceRule()
+        if unset:
+            self.issues.warn(
+                path,
+                "is not set, and every pod and node needs both cpu and memory, so no pod or "
+                "node metrics can be queried: metrics.k8s.io lists come back empty and a named "
+                f"pod or node is 404 {_AS_IN_GO}",
             )
-        if converter is not None:
-            for resource in (PODS, NAMESPACES, NODES):
-                self.attempt(f"{path}.resources", partial(converter.label_for_resource, resource))
-        if converter is None or container is None or node is None or not rule.container_label:
+        converter = self.converter(rule.resources, f"{path}.resources")
+        container = self.query(
+            rule.container_query,
+            f"{path}.containerQuery",
+            converter,
+            None,
+            _POD_EFFECT,
+            warn=not unset,
+        )
+        node = self.query(
+            rule.node_query, f"{path}.nodeQuery", converter, None, _NODE_EFFECT, warn=not unset
+        )
+        if converter is None or container is None or node is None:
             return None
+        if not unset:
+            self.check_resource_labels(rule, converter, path)
         return ResourceQuery(container, node, converter, rule.container_label)
+
+    def check_resource_labels(
+        self, rule: ResourceRule, converter: ResourceConverter, path: str
+    ) -> None:
+        """Warn about the labels that pod and node queries need but the rule cannot name."""
+        unmapped: dict[GroupResource, str] = {}
+        for resource in (PODS, NAMESPACES, NODES):
+            try:
+                converter.label_for_resource(resource)
+            except NamingError as exc:
+                unmapped[resource] = str(exc)
+        for resources, effect, fix in (
+            ((PODS, NAMESPACES), _POD_EFFECT, "overrides for the pod and namespace labels"),
+            ((NODES,), _NODE_EFFECT, "an override for the node label"),
+        ):
+            missing = [r for r in resources if r in unmapped]
+            if missing:
+                names = " and ".join(str(r) for r in missing)
+                self.issues.warn(
+                    f"{path}.resources",
+                    f"maps no label to {names} ({unmapped[missing[0]]}), so {effect} "
+                    f"{_AS_IN_GO}; add {fix}",
+                )
+        if not rule.container_label:
+            pod_label = "<pod label>" if PODS in unmapped else converter.label_for_resource(PODS)
+            self.issues.warn(
+                f"{path}.containerLabel",
+                f'is empty, so pod queries group by "{pod_label}," and each pod reports one '
+                'container named "" (as in the Go adapter); set it to the label that holds the '
+                "container name, such as container",
+            )
 
 
 def compile_config(
@@ -312,7 +428,7 @@ def compile_config(
         if cpu is not None and memory is not None:
             resource_rules = ResourceMetricRules(cpu, memory, config.resource_rules.window_seconds)
     if not config.rules and not config.external_rules and config.resource_rules is None:
-        compiler.warnings.add(
+        issues.warn(
             "", "defines no rules, externalRules or resourceRules: no metrics API will be served"
         )
     return CompiledConfig(
@@ -321,7 +437,7 @@ def compile_config(
         rules=tuple(r for r in rules if r is not None),
         external_rules=tuple(r for r in external if r is not None),
         resource_rules=resource_rules,
-        warnings=tuple(compiler.warnings),
+        warnings=tuple(issues.warnings),
     )
 
 

@@ -4,7 +4,8 @@ Port of the Go adapter's `pkg/custom-provider/provider.go`. The request's resour
 normalised through the REST mapper and looked up in the registry; the rule renders the PromQL;
 Prometheus answers an instant vector whose samples are matched to objects by the resource's
 label. Status codes and messages are the Go adapter's: an unknown metric, or a query the rule
-cannot build, is a 404; a Prometheus failure is a 500 "unable to fetch metrics".
+cannot build, is a 404; a Prometheus failure is a 500 "unable to fetch metrics". A rule that
+can never build a query (an empty `metricsQuery`) gets Go's 404 with the reason appended.
 
 Not in the Go adapter: with `namespace_query_ttl` (`--namespace-query-ttl`), a request on
 objects of a namespace is answered from a shared namespace-wide query when the rule's query
@@ -24,9 +25,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from adapter.discovery.registry import CustomMetricInfo, MetricRegistry, SeriesInfo
-from adapter.errors import InternalError, UnknownError, metric_not_found
+from adapter.errors import InternalError, NotFoundError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, RESTMapper
-from adapter.naming.errors import NamingError
+from adapter.naming.errors import NamingError, UnusableQueryError
 from adapter.prometheus.client import QueryResult
 from adapter.promql.label_selector import Selector, SelectorError, to_label_selector
 from adapter.promql.quantity import decimal_si_quantity
@@ -45,6 +46,15 @@ _CHUNK_CONCURRENCY = 4
 # `by (a, b)` or `by(a,b)`, either side of the aggregation's argument; PromQL keywords are
 # case-insensitive.
 _GROUP_BY = re.compile(r"\bby\s*\(([^)]*)\)", re.IGNORECASE)
+
+
+def _query_not_built(resource: GroupResource, metric: str, error: NamingError) -> NotFoundError:
+    """The Go registry's answer when it cannot build a query: "not found". When the rule can
+    never build one, the message says why (the rule's path, never PromQL)."""
+    not_found = metric_not_found(resource, metric)
+    if isinstance(error, UnusableQueryError):
+        return NotFoundError(f"{not_found.message}: {error}")
+    return not_found
 
 
 def _groups_by(query: str, label: str) -> bool:
@@ -162,7 +172,7 @@ class CustomMetricsProvider:
         except NamingError as exc:
             # The Go registry logs this and answers "not found".
             log.error("unable to construct query for metric %s/%s: %s", resource, metric, exc)
-            raise metric_not_found(request_resource, metric) from None
+            raise _query_not_built(request_resource, metric, exc) from None
         if shared is not None:
             assert self._shared is not None
             everything = await self._shared.values(shared, label)

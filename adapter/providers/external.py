@@ -1,7 +1,9 @@
 """external.metrics.k8s.io: a metric not tied to an object, selected by labels.
 
 Port of the Go adapter's `pkg/external-provider`. One item per sample of the query's instant
-vector, with all its labels; a scalar result is one item without labels.
+vector, with all its labels; a scalar result is one item without labels. A query the rule
+cannot build is a 500 "unable to fetch metrics", as in Go; when the rule can never build one
+(an empty `metricsQuery`), the message says why (the rule's path, never PromQL).
 """
 
 import logging
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from adapter.discovery.registry import MetricRegistry
 from adapter.errors import InternalError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import NAMESPACES
-from adapter.naming.errors import NamingError
+from adapter.naming.errors import NamingError, UnusableQueryError
 from adapter.promql.label_selector import Selector
 from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.querier import MetricQuerier, query_or_500
@@ -49,7 +51,10 @@ class ExternalMetricsProvider:
             query = found.rule.query.build_external(found.series_name, namespace, metric_selector)
         except NamingError as exc:
             log.error("unable to generate a query for the metric %s: %s", metric, exc)
-            raise InternalError("unable to fetch metrics") from None
+            cause = "unable to fetch metrics"
+            if isinstance(exc, UnusableQueryError):
+                cause = f"{cause}: {exc}"
+            raise InternalError(cause) from None
         result = await query_or_500(self._prometheus, query)
         if result.result_type == "scalar":
             sample = result.samples[0]

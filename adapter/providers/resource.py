@@ -9,7 +9,8 @@ nodeQuery each for CPU and memory covers all requested nodes. As in Go:
 - a pod without any CPU sample or without any memory sample is left out; a container with
   only one of them gets "0" for the other;
 - a namespace whose queries fail is left out (and logged); a failing node query gives an
-  empty node list, never an HTTP error;
+  empty node list, never an HTTP error. A query the rules cannot build (an empty
+  containerQuery, no label for namespaces) fails the same way;
 - timestamps are the earliest sample timestamp, the window is `resourceRules.window`.
 """
 
@@ -320,19 +321,19 @@ class PrometheusResourceObjects:
         lookback: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> "PrometheusResourceObjects":
-        """Labels from `resourceRules.cpu.resources`; selectors `{<pod>!="",<ns>!=""}` and
-        `{<node>!=""}`. Raises NamingError if the mapping lacks one of the three."""
-        converter = rules.cpu.converter
-        pod = converter.label_for_resource(PODS)
-        namespace = converter.label_for_resource(NAMESPACES)
-        node = converter.label_for_resource(NODES)
+        """Labels from `resourceRules.cpu.resources` (or `.memory`'s where cpu's cannot name
+        one); selectors `{<pod>!="",<ns>!=""}` and `{<node>!=""}`. Pods or nodes that neither
+        mapping can name are never listed: no query for their metrics could be built."""
+        pod = _resource_label(rules, PODS)
+        namespace = _resource_label(rules, NAMESPACES)
+        node = _resource_label(rules, NODES)
         return cls(
             prometheus,
             pod_label=pod,
             namespace_label=namespace,
             node_label=node,
-            pod_series=[f'{{{pod}!="",{namespace}!=""}}'],
-            node_series=[f'{{{node}!=""}}'],
+            pod_series=[f'{{{pod}!="",{namespace}!=""}}'] if pod and namespace else [],
+            node_series=[f'{{{node}!=""}}'] if node else [],
             lookback=lookback,
             clock=clock,
         )
@@ -340,6 +341,8 @@ class PrometheusResourceObjects:
     async def _objects(
         self, matches: Sequence[str], namespace_label: str, name_label: str
     ) -> list[ObjectMeta]:
+        if not matches:
+            return []
         now = self._clock()
         try:
             series = await self._prometheus.series(matches, now - self._lookback, now)
@@ -372,6 +375,16 @@ class PrometheusResourceObjects:
     ) -> list[ObjectMeta]:
         objects = await self._objects(self.node_series, "", self.node_label)
         return _select(objects, "", label_selector, field_selector)
+
+
+def _resource_label(rules: ResourceMetricRules, resource: GroupResource) -> str:
+    """The label of `resource` in the cpu mapping, else in the memory one, else ""."""
+    for rule in (rules.cpu, rules.memory):
+        try:
+            return rule.converter.label_for_resource(resource)
+        except NamingError:
+            continue
+    return ""
 
 
 # --- the provider ---------------------------------------------------------------------------

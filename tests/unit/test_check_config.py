@@ -1,6 +1,7 @@
 """check-config's live flags and the text rendering of a live report (no Prometheus)."""
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,8 @@ def test_live_flags_share_the_servers_defaults() -> None:
         "prometheus_ca_file",
         "prometheus_client_tls_cert_file",
         "prometheus_client_tls_key_file",
+        "prometheus_auth_config",
+        "prometheus_auth_incluster",
         "prometheus_timeout",
         "metrics_max_age",
         "metrics_relist_interval",
@@ -123,6 +126,10 @@ def test_live_flags_share_the_servers_defaults() -> None:
     )
     assert args.prometheus_timeout == 2.0
     assert args.prometheus_header == ["A=1", "B=2"]
+    for argv, incluster in (([], False), (["--prometheus-auth-incluster"], True)):
+        args = _parser().parse_args(["f", *argv, "--prometheus-auth-incluster=false"])
+        assert args.prometheus_auth_incluster is False
+        assert _parser().parse_args(["f", *argv]).prometheus_auth_incluster is incluster
 
 
 @pytest.mark.parametrize(
@@ -179,3 +186,54 @@ rules:
         "      namespace-wide (--namespace-query-ttl): not shared, it uses 'topk', which relates"
         " series to each other",
     ]
+
+
+# What the Go adapter starts with: a second document, no metricsQuery, resourceRules with
+# only cpu, no containerLabel and no label for nodes.
+STARTS_IN_GO = """\
+rules:
+- seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
+  resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
+externalRules:
+- seriesQuery: 'queue_depth{namespace!=""}'
+  resources: {overrides: {namespace: {resource: namespace}}}
+resourceRules:
+  cpu:
+    containerQuery: sum(rate(c{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)
+    nodeQuery: sum(rate(n{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)
+    resources: {overrides: {pod: {resource: pod}, namespace: {resource: namespace}}}
+---
+rules: []
+"""
+
+
+def test_configs_the_go_adapter_starts_with_are_valid_with_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(STARTS_IN_GO)
+    out = io.StringIO()
+    assert check_config_main(["-o", "json", str(config)], stdout=out) == 0
+    report = json.loads(out.getvalue())
+    assert (report["valid"], report["errors"]) == (True, [])
+    warnings = report["warnings"]
+    assert [(w["path"], w["line"], w["reason"].split(" ")[:3]) for w in warnings] == [
+        ("", 12, ["another", "YAML", "document"]),
+        ("rules[0].metricsQuery", 2, ["is", "empty,", "so"]),
+        ("externalRules[0].metricsQuery", 5, ["is", "empty,", "so"]),
+        ("resourceRules.cpu.resources", 11, ["maps", "no", "label"]),
+        ("resourceRules.cpu.containerLabel", 9, ["is", "empty,", "so"]),
+        ("resourceRules.memory", 8, ["is", "not", "set,"]),
+    ]
+    assert "answered 404" in warnings[1]["reason"]
+    assert "answered 500" in warnings[2]["reason"]
+    assert report["rules"][0]["example"]["one"]["query"] == (
+        "error: rules[0].metricsQuery is empty"
+    )
+    out = io.StringIO()
+    assert check_config_main([str(config)], stdout=out) == 0
+    text = out.getvalue()
+    assert text.startswith(f"{config}: OK: 1 rules, 1 externalRules, resourceRules\n")
+    assert "    metricsQuery (empty)\n" in text
+    assert "  cpu  containerLabel (empty)\n" in text
+    for w in warnings:
+        where = f"{config}:{w['line']}: " + (f"{w['path']}: " if w["path"] else "")
+        assert f"warning: {where}{w['reason']}\n" in text

@@ -203,3 +203,45 @@ def test_issue_format_names_file_line_and_path() -> None:
     issue = ConfigIssue("rules[2].name.matches", "bad regexp", 12)
     assert issue.format("c.yaml") == "c.yaml:12: rules[2].name.matches: bad regexp"
     assert ConfigIssue("", "invalid YAML").format("c.yaml") == "c.yaml: invalid YAML"
+
+
+IGNORED = "another YAML document starts here and is ignored: only the first document"
+FIRST = "rules:\n- {seriesQuery: first}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "warning_line"),
+    [
+        pytest.param(FIRST + "---\n", None, id="trailing-document-marker"),
+        pytest.param(FIRST + "...\n", None, id="trailing-document-end"),
+        pytest.param("---\n" + FIRST, None, id="leading-document-marker"),
+        pytest.param("--- # config\n" + FIRST + "...\n---\n", None, id="markers-around"),
+        pytest.param(FIRST + "---\n# a comment\n---\n\n", None, id="empty-later-documents"),
+        pytest.param(FIRST + "# next\n\n---\nrules:\n- {seriesQuery: second}\n", 5, id="second-document"),
+        pytest.param(FIRST + "--- {rules: [{seriesQuery: second}]}\n", 3, id="content-on-the-marker-line"),
+        # yaml.v2 stops at the first document's end: what follows is not even parsed.
+        pytest.param(FIRST + "---\nrules: [\n\t@\n", 3, id="later-document-is-not-parsed"),
+        pytest.param(FIRST + "...\nrules: []\n", 4, id="content-after-document-end"),
+    ],
+)  # fmt: skip
+def test_only_the_first_document_is_read(text: str, warning_line: int | None) -> None:
+    config, issues = parse(text)
+    assert issues == []
+    assert [r.series_query for r in config.rules] == ["first"]
+    expected = [] if warning_line is None else [(warning_line, True)]
+    assert [(w.path, w.line, IGNORED in w.reason) for w in issues.warnings] == [
+        ("", line, found) for line, found in expected
+    ]
+
+
+def test_an_empty_first_document_is_an_empty_config() -> None:
+    # The first document ends at the second marker: the rules after it are ignored, as in Go.
+    config, issues = parse("---\n---\n" + FIRST)
+    assert (config, issues) == (AdapterConfig(), [])
+    assert [(w.line, IGNORED in w.reason) for w in issues.warnings] == [(2, True)]
+
+
+def test_a_syntax_error_in_the_first_document_is_still_an_error() -> None:
+    _, issues = parse("rules: [\n---\nrules: []\n")
+    assert [(i.path, "invalid YAML" in i.reason) for i in issues] == [("", True)]
+    assert issues.warnings == []

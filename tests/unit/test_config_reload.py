@@ -62,10 +62,10 @@ async def test_valid_change_is_applied_and_invalid_one_kept_out(
     assert f'sha256="{config_hash(path)}"' in text and first_hash not in text
     assert 'prometheus_adapter_config_reloads_total{result="success"} 1.0' in text
     # A broken config: every error logged, counted, the old config stays.
-    path.write_text("rules:\n- seriesQuery: x\n  metricQuery: y\n")
+    path.write_text("rules:\n- seriesQuery: x\n  metricQuery: y\n  name: {matches: '(a'}\n")
     assert not await reloader.reload("SIGHUP")
     assert len(applied.configs) == 1
-    assert "rules[0].metricQuery" in caplog.text and "rules[0].metricsQuery" in caplog.text
+    assert "rules[0].metricQuery" in caplog.text and "rules[0].name.matches" in caplog.text
     text = metric_text(registry)
     assert 'prometheus_adapter_config_reloads_total{result="failure"} 1.0' in text
     assert "prometheus_adapter_config_last_reload_successful 0.0" in text

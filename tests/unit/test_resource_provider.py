@@ -575,3 +575,56 @@ async def test_prometheus_objects_series_failure_is_500() -> None:
     with pytest.raises(Exception) as err:
         await objects.nodes(EVERYTHING, EVERY_FIELD)
     assert getattr(err.value, "code", None) == 500
+
+
+def rules_from(tmp_path: Path, text: str) -> ResourceMetricRules:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    compiled = load_rules(path).resource_rules
+    assert compiled is not None
+    return compiled
+
+
+async def test_prometheus_objects_from_partial_rules(tmp_path: Path) -> None:
+    # cpu maps only pods; memory maps namespaces too; nothing maps nodes.
+    partial = rules_from(
+        tmp_path,
+        "resourceRules:\n"
+        "  cpu: {resources: {overrides: {kube_pod: {resource: pod}}}}\n"
+        "  memory: {resources: {overrides: {kube_ns: {resource: namespace}}}}\n",
+    )
+    source = FakeSeries({'{kube_pod!="",kube_ns!=""}': [{"kube_pod": "p", "kube_ns": "ns"}]})
+    objects = PrometheusResourceObjects.from_rules(partial, source)
+    assert await objects.pods("", EVERYTHING, EVERY_FIELD) == [
+        ObjectMeta("ns", "p", {"kube_pod": "p", "kube_ns": "ns"})
+    ]
+    # No label names nodes, so no query for them could be built: none are listed or asked for.
+    assert await objects.nodes(EVERYTHING, EVERY_FIELD) == []
+    assert [matches for matches, _, _ in source.calls] == [('{kube_pod!="",kube_ns!=""}',)]
+
+
+async def test_pods_need_cpu_and_memory_queries_that_can_be_built(tmp_path: Path) -> None:
+    only_cpu = rules_from(
+        tmp_path,
+        "resourceRules:\n"
+        "  cpu:\n"
+        "    containerQuery: sum(c{<<.LabelMatchers>>}) by (<<.GroupBy>>)\n"
+        "    nodeQuery: sum(n{<<.LabelMatchers>>}) by (<<.GroupBy>>)\n"
+        "    resources: {template: '<<.Resource>>'}\n"
+        "    containerLabel: container\n",
+    )
+    prom = FakePrometheus(
+        {
+            'sum(c{namespace="ns",pod="p"}) by (pod,container)': [cs("p", "c", 1.0)],
+            'sum(n{node="n"}) by (node)': [ns_("n", 1.0)],
+        }
+    )
+    objects = FakeObjects([pod("ns", "p")], [node("n")])
+    resource = ResourceMetricsProvider(only_cpu, prom, objects, clock=lambda: NOW)
+    # As Go's queryBoth: the memory query cannot be built, so the namespace and the nodes
+    # are skipped; the cpu query still runs.
+    assert await resource.pod_metrics("") == []
+    assert await resource.node_metrics() == []
+    assert len(prom.queries) == 2
+    with pytest.raises(NotFoundError):
+        await resource.get_pod_metrics("ns", "p")

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from adapter.config.errors import ConfigError
-from adapter.kube.rest_mapper import GroupResource
+from adapter.kube.rest_mapper import NODES, PODS, GroupResource
+from adapter.naming.errors import NamingError, UnusableQueryError
 from adapter.naming.rules import CompiledConfig, RuleKind, load_rules
 from adapter.promql.label_selector import EVERYTHING, parse_selector
 
@@ -111,13 +112,15 @@ def test_resource_rules() -> None:
         pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, seriesFilters: [{is: a, isNot: b}]}\n", "rules[0].seriesFilters[0]", 'cannot have both an `is` ("a") and `isNot` ("b") expression in a single filter', id="filter-with-both"),
         pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, seriesFilters: [{}]}\n", "rules[0].seriesFilters[0]", "must have either an `is` or `isNot` expression in a filter", id="filter-with-neither"),
         pytest.param("rules:\n- {seriesQuery: x, metricsQuery: '<<.Series'}\n", "rules[0].metricsQuery", "unable to parse metrics query template", id="template-syntax"),
-        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: '<<.Serie>>'}\n", "rules[0].metricsQuery", "Serie", id="template-unknown-field"),
+        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: '<<if>>'}\n", "rules[0].metricsQuery", "missing value for if", id="template-parse-error"),
+        pytest.param("rules:\n- {seriesQuery: x, metricsQuery: '<<$x>>'}\n", "rules[0].metricsQuery", 'undefined variable "$x"', id="template-undefined-variable"),
         pytest.param("rules:\n- {seriesQuery: x, metricsQuery: '<<join .GroupBySlice \",\">>'}\n", "rules[0].metricsQuery", 'function "join" not defined', id="template-unknown-function"),
         pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, resources: {template: '<<.Group>>'}}\n", "rules[0].resources.template", "must include at least `<<.Resource>>`", id="resource-template-without-resource"),
         pytest.param("rules:\n- {seriesQuery: x, metricsQuery: y, name: {matches: '(a)(b)'}}\n", "rules[0].name.matches", "must specify an 'as' value", id="as-required"),
         pytest.param("rules:\n- {metricsQuery: y}\n", "rules[0].seriesQuery", "is required", id="missing-series-query"),
-        pytest.param("externalRules:\n- {seriesQuery: x}\n", "externalRules[0].metricsQuery", "is required", id="missing-metrics-query"),
-        pytest.param("resourceRules:\n  cpu: {containerQuery: a, nodeQuery: b, resources: {template: '<<.Resource>>'}}\n  memory: {containerQuery: a, nodeQuery: b, containerLabel: c, resources: {template: '<<.Resource>>'}}\n", "resourceRules.cpu.containerLabel", "is required", id="container-label-required"),
+        pytest.param("externalRules:\n- {metricsQuery: y, resources: {namespaced: false}}\n", "externalRules[0].seriesQuery", "is required", id="missing-external-series-query"),
+        pytest.param("resourceRules:\n  cpu: {containerQuery: '<<.Series', resources: {template: '<<.Resource>>'}}\n", "resourceRules.cpu.containerQuery", "unable to parse metrics query template", id="resource-template-syntax"),
+        pytest.param("resourceRules:\n  memory: {resources: {template: '<<.Group>>'}}\n", "resourceRules.memory.resources.template", "must include at least `<<.Resource>>`", id="resource-rule-template-without-resource"),
     ],
 )  # fmt: skip
 def test_load_time_errors(tmp_path: Path, text: str, path: str, reason: str) -> None:
@@ -125,18 +128,13 @@ def test_load_time_errors(tmp_path: Path, text: str, path: str, reason: str) -> 
     assert [(p, reason in r) for p, _, r in errors] == [(path, True)], errors
 
 
-def test_resource_rules_must_map_pods_namespaces_and_nodes(tmp_path: Path) -> None:
-    errors = errors_of(
-        tmp_path,
-        """
-        resourceRules:
-          cpu: {containerQuery: a, nodeQuery: b, containerLabel: c, resources: {overrides: {pod: {resource: pod}}}}
-          memory: {containerQuery: a, nodeQuery: b, containerLabel: c, resources: {template: "<<.Resource>>"}}
-        """,
-    )
-    assert [(p, r.split(":")[0]) for p, _, r in errors] == [
-        ("resourceRules.cpu.resources", "unable to convert resource namespaces into label"),
-        ("resourceRules.cpu.resources", "unable to convert resource nodes into label"),
+def test_unknown_override_is_an_error_against_a_cluster(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("resourceRules:\n  cpu: {resources: {overrides: {team: {resource: teams}}}}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_rules(path, require_known_resources=True)
+    assert [(i.path, i.reason.split(":")[0]) for i in excinfo.value.issues] == [
+        ("resourceRules.cpu.resources.overrides.team", "unable to normalize group-resource")
     ]
 
 
@@ -145,16 +143,16 @@ def test_errors_of_decoding_and_compiling_are_reported_together(tmp_path: Path) 
         tmp_path,
         """
         rules:
-        - seriesQuery: x
-          metricQuery: y
+        - metricQuery: y
+          metricsQuery: x
         - seriesQuery: z
           metricsQuery: q
           name: {matches: "(a"}
         """,
     )
     assert [(p, line) for p, line, _ in errors] == [
-        ("rules[0].metricQuery", 4),
-        ("rules[0].metricsQuery", 3),  # missing: reported at the rule that lacks it
+        ("rules[0].metricQuery", 3),
+        ("rules[0].seriesQuery", 3),  # missing: reported at the rule that lacks it
         ("rules[1].name.matches", 7),
     ]
 
@@ -201,3 +199,167 @@ def test_rule_kinds_and_paths(tmp_path: Path) -> None:
         (RuleKind.EXTERNAL, "externalRules[0]"),
     ]
     assert not compiled.external_rules[0].query.namespaced
+
+
+AS_IN_GO = "(the Go adapter starts with this config and fails these requests the same way)"
+CUSTOM_404 = (
+    "the rule's metrics are listed, but every request for them is answered 404 "
+    '"the server could not find the metric ..."'
+)
+POD_EFFECT = (
+    "no pod metrics can be queried: metrics.k8s.io lists of pods come back without any pod "
+    "and a named pod is 404"
+)
+NODE_EFFECT = (
+    "no node metrics can be queried: metrics.k8s.io lists of nodes come back empty and a named "
+    "node is 404"
+)
+
+
+def test_empty_metrics_query_loads_with_a_warning_and_never_builds(tmp_path: Path) -> None:
+    compiled = load_text(
+        tmp_path,
+        """
+        rules:
+        - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
+          resources: {template: "<<.Resource>>"}
+        externalRules:
+        - seriesQuery: queue_depth
+          metricsQuery: ""
+          resources: {namespaced: false}
+        """,
+    )
+    assert [(w.path, w.line, w.reason) for w in compiled.warnings] == [
+        ("rules[0].metricsQuery", 3, f"is empty, so {CUSTOM_404} {AS_IN_GO}"),
+        (
+            "externalRules[0].metricsQuery",
+            7,
+            "is empty, so the rule's metrics are listed, but every request for them is answered "
+            f'500 "unable to fetch metrics" {AS_IN_GO}',
+        ),
+    ]
+    custom, external = compiled.rules[0], compiled.external_rules[0]
+    assert custom.query.template.source == ""
+    with pytest.raises(UnusableQueryError, match=r"^rules\[0\]\.metricsQuery is empty$"):
+        custom.query.build("http_requests_total", PODS, "ns", ["p"], EVERYTHING)
+    with pytest.raises(UnusableQueryError, match=r"^externalRules\[0\]\.metricsQuery is empty$"):
+        external.query.build_external("queue_depth", "ns", EVERYTHING)
+
+
+def test_template_that_can_never_render_loads_with_a_warning(tmp_path: Path) -> None:
+    # Go's parser accepts an unknown field; Go fails on it when executing, on every request.
+    compiled = load_text(
+        tmp_path,
+        "rules:\n- {seriesQuery: x, metricsQuery: 'sum(<<.Serie>>)', "
+        "resources: {template: '<<.Resource>>'}}\n",
+    )
+    exec_error = (
+        'template: metrics-query:1:6: executing "metrics-query" at <.Serie>: can\'t evaluate '
+        "field Serie in type naming.queryTemplateArgs (its fields are: Series, LabelMatchers, "
+        "LabelValuesByName, GroupBy, GroupBySlice)"
+    )
+    assert [(w.path, w.reason) for w in compiled.warnings] == [
+        ("rules[0].metricsQuery", f"cannot be rendered ({exec_error}), so {CUSTOM_404} {AS_IN_GO}")
+    ]
+    query = compiled.rules[0].query
+    assert query.template.source == "sum(<<.Serie>>)"
+    with pytest.raises(UnusableQueryError) as excinfo:
+        query.build("x", PODS, "ns", ["p"], EVERYTHING)
+    assert str(excinfo.value) == f"rules[0].metricsQuery cannot be rendered: {exec_error}"
+
+
+def test_resource_rules_with_only_cpu_load_with_a_warning(tmp_path: Path) -> None:
+    compiled = load_text(
+        tmp_path,
+        """
+        resourceRules:
+          cpu:
+            containerQuery: sum(rate(c{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)
+            nodeQuery: sum(rate(n{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)
+            resources: {template: "<<.Resource>>"}
+            containerLabel: container
+          window: 1m
+        """,
+    )
+    assert [(w.path, w.reason) for w in compiled.warnings] == [
+        (
+            "resourceRules.memory",
+            "is not set, and every pod and node needs both cpu and memory, so no pod or node "
+            "metrics can be queried: metrics.k8s.io lists come back empty and a named pod or "
+            f"node is 404 {AS_IN_GO}",
+        )
+    ]
+    rules = compiled.resource_rules
+    assert rules is not None and rules.window_seconds == 60
+    assert rules.cpu.container_query.build("", PODS, "ns", ["p"], EVERYTHING, ["container"]) == (
+        'sum(rate(c{namespace="ns",pod="p"}[1m])) by (pod,container)'
+    )
+    with pytest.raises(NamingError):  # no label for namespaces, and no query
+        rules.memory.container_query.build("", PODS, "ns", ["p"], EVERYTHING, [""])
+    with pytest.raises(NamingError):
+        rules.memory.node_query.build("", NODES, "", ["n"], EVERYTHING)
+
+
+def test_partial_resource_rules_load_with_warnings(tmp_path: Path) -> None:
+    compiled = load_text(
+        tmp_path,
+        """
+        resourceRules:
+          cpu:
+            containerQuery: sum(c{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+            resources: {overrides: {pod: {resource: pod}}}
+          memory:
+            containerQuery: sum(m{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+            nodeQuery: ""
+            resources: {template: "<<.Resource>>"}
+            containerLabel: container
+        """,
+    )
+    unmapped = "unable to convert resource {} into label: no generic resource label form specified for this metric"
+    assert [(w.path, w.line, w.reason) for w in compiled.warnings] == [
+        ("resourceRules.cpu.nodeQuery", 4, f"is empty, so {NODE_EFFECT} {AS_IN_GO}"),
+        (
+            "resourceRules.cpu.resources",
+            5,
+            f"maps no label to namespaces ({unmapped.format('namespaces')}), so {POD_EFFECT} "
+            f"{AS_IN_GO}; add overrides for the pod and namespace labels",
+        ),
+        (
+            "resourceRules.cpu.resources",
+            5,
+            f"maps no label to nodes ({unmapped.format('nodes')}), so {NODE_EFFECT} {AS_IN_GO}; "
+            "add an override for the node label",
+        ),
+        (
+            "resourceRules.cpu.containerLabel",
+            4,
+            'is empty, so pod queries group by "pod," and each pod reports one container named '
+            '"" (as in the Go adapter); set it to the label that holds the container name, such '
+            "as container",
+        ),
+        ("resourceRules.memory.nodeQuery", 8, f"is empty, so {NODE_EFFECT} {AS_IN_GO}"),
+    ]
+    rules = compiled.resource_rules
+    assert rules is not None
+    # As Go renders it: an empty container label leaves a trailing comma, which PromQL accepts.
+    assert rules.cpu.container_query.build("", PODS, "", ["p"], EVERYTHING, [""]) == (
+        'sum(c{pod="p"}) by (pod,)'
+    )
+
+
+def test_ignored_documents_are_warnings_of_the_loaded_config(tmp_path: Path) -> None:
+    compiled = load_text(tmp_path, "{}\n---\nrules: []\n")
+    assert [(w.path, w.line, w.reason.split(":")[0]) for w in compiled.warnings] == [
+        ("", 2, "another YAML document starts here and is ignored"),
+        ("", None, "defines no rules, externalRules or resourceRules"),
+    ]
+
+
+def test_empty_resource_rules_still_serve_metrics_k8s_io(tmp_path: Path) -> None:
+    # Present but empty: Go installs metrics.k8s.io, and every pod and node lacks metrics.
+    compiled = load_text(tmp_path, "resourceRules: {}\n")
+    assert compiled.resource_rules is not None
+    assert [(w.path, w.reason.split(",")[0]) for w in compiled.warnings] == [
+        ("resourceRules.cpu", "is not set"),
+        ("resourceRules.memory", "is not set"),
+    ]
