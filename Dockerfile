@@ -40,10 +40,14 @@ LABEL org.opencontainers.image.title="prometheus-adapter-py" \
 # so they never become a layer of the image; --no-cache-dir leaves no pip cache behind.
 # pip compiles the bytecode now, as root: at run time nothing has to (or could) be written.
 # pip and setuptools are then removed from the venv: the adapter needs neither.
+# /adapter is the Go image's entrypoint: manifests written for it (`command: [/adapter]`, or
+# the Helm chart's `args: [/adapter, ...]`, whose first word our parser ignores as pflag
+# does) run unchanged.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m venv /opt/adapter \
  && /opt/adapter/bin/pip install --no-cache-dir --no-index --find-links /wheels prometheus-adapter-py \
- && /opt/adapter/bin/pip uninstall -y pip setuptools
+ && /opt/adapter/bin/pip uninstall -y pip setuptools \
+ && ln -s opt/adapter/bin/prometheus-adapter /adapter
 # No .pyc writes on a read-only root; logs unbuffered; the venv first on PATH; HOME on the
 # /tmp emptyDir (uid 65532 has no passwd entry, so no home directory of its own).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/adapter/bin:$PATH HOME=/tmp

@@ -9,6 +9,7 @@
 #            DIR/build-venv   stands in for the build image's own pip
 #            DIR/wheels       the project's wheel and its runtime dependencies' wheels
 #   stage 2  DIR/opt/adapter  the runtime virtualenv, installed from DIR/wheels only
+#            DIR/adapter      a link to its entrypoint, as the Go image's /adapter
 # Then start DIR/opt/adapter/bin/prometheus-adapter as the image's ENTRYPOINT would
 # (tests/integration/test_container_recipe.py does so as uid 65532 on read-only dirs).
 #
@@ -33,7 +34,7 @@ BUILD_VENV=$DIR/build-venv
 WHEELS=$DIR/wheels
 VENV=$DIR/opt/adapter
 
-rm -rf "$SRC" "$BUILD_VENV" "$WHEELS" "$DIR/opt"
+rm -rf "$SRC" "$BUILD_VENV" "$WHEELS" "$DIR/opt" "$DIR/adapter"
 mkdir -p "$SRC" "$DIR/opt"
 
 echo "== stage 1: build context (COPY pyproject.toml README.md adapter/)"
@@ -63,6 +64,7 @@ clean_pip_env() {
   clean_pip_env
   "$PYTHON" -m venv "$VENV" \
     && "$VENV"/bin/pip install --no-cache-dir --no-index --find-links "$WHEELS" prometheus-adapter-py \
-    && "$VENV"/bin/pip uninstall -y pip setuptools
+    && "$VENV"/bin/pip uninstall -y pip setuptools \
+    && ln -s opt/adapter/bin/prometheus-adapter "$DIR"/adapter
 )
 echo "== done: $VENV/bin/prometheus-adapter"

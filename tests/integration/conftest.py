@@ -2,15 +2,19 @@
 the adapter as its own process over HTTPS, and a kubeconfig for the real kubectl."""
 
 import json
-from collections.abc import AsyncIterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from harness.adapter import AdapterProcess, running_adapter
+from harness.container import ImageRoot, Unavailable, build_image_root
 from harness.exporter import Dataset, demo_dataset, running_exporter
 from harness.kubectl import kubectl_get_raw, write_kubeconfig
 from harness.prometheus import PrometheusProcess
@@ -68,3 +72,19 @@ async def stack(tmp_path_factory: Any) -> AsyncIterator[Stack]:
             token="no-cluster",
         )
         yield Stack(prometheus, adapter, kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def image_root() -> Iterator[ImageRoot]:
+    """The image's root filesystem from the Dockerfile's recipe, root-owned and read-only,
+    with config/demo.yaml as its ConfigMap. Built once per session (~20 s)."""
+    # Not under pytest's tmp dir: that is 0700 root, and the image's uid must reach the venv.
+    root = Path(tempfile.mkdtemp(prefix="container-recipe-", dir="/tmp"))
+    try:
+        try:
+            image = build_image_root(root, DEMO_CONFIG)
+        except Unavailable as reason:
+            pytest.skip(str(reason))
+        yield image
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

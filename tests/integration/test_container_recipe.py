@@ -14,39 +14,34 @@ import re
 import shutil
 import signal
 import ssl
-import stat
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 
+from harness.container import IMAGE_GID as GID
+from harness.container import IMAGE_UID as UID
+from harness.container import RECIPE, ImageRoot, user_switch
 from harness.ports import free_port, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
-RECIPE = REPO / "scripts" / "container-recipe.sh"
-DEMO_CONFIG = REPO / "config" / "demo.yaml"
 
-# The image's USER.
-UID = GID = 65532
-# Building the wheels takes ~20 s here; a slow mirror can take much longer.
-RECIPE_TIMEOUT = 900
 START_TIMEOUT = 60
 STOP_TIMEOUT = 20
 
 # The Dockerfile's commands and the recipe's, with "$WHEELS" for /wheels, "$VENV" for
-# /opt/adapter and "$PYTHON" for the image's python (see _to_recipe).
+# /opt/adapter, "$DIR" for the image's root and "$PYTHON" for the image's python (see
+# _to_recipe).
 MIRRORED_COMMANDS = (
     "pip wheel --no-cache-dir --wheel-dir /wheels .",
     "python -m venv /opt/adapter",
     "/opt/adapter/bin/pip install --no-cache-dir --no-index --find-links /wheels prometheus-adapter-py",
     "/opt/adapter/bin/pip uninstall -y pip setuptools",
+    "ln -s opt/adapter/bin/prometheus-adapter /adapter",
 )
 # Lines of the Dockerfile that the container mimicry below relies on.
 DOCKERFILE_LINES = (
@@ -75,49 +70,9 @@ NOT_RUNTIME = (
 
 def _to_recipe(command: str) -> str:
     command = re.sub(r"^python ", '"$PYTHON" ', command)
+    command = re.sub(r" /adapter$", ' "$DIR"/adapter', command)
     command = command.replace("/opt/adapter", '"$VENV"').replace("/wheels", '"$WHEELS"')
     return command
-
-
-def _system_python() -> str:
-    """A python3.11 the image's user can execute (the venv links to it)."""
-    for candidate in ("/usr/bin/python3.11", "/usr/local/bin/python3.11"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("python3.11")
-    if found is None:
-        pytest.skip("no python3.11 on this machine to build the runtime venv with")
-    return str(Path(found).resolve())
-
-
-def _user_switch() -> tuple[list[str], Callable[[], None] | None]:
-    """How to start a process as UID/GID: setpriv from util-linux, else setuid in the child."""
-    if os.geteuid() != 0:
-        pytest.skip("starting the adapter as uid 65532 and chowning its dirs needs root")
-    setpriv = shutil.which("setpriv")
-    if setpriv is not None:
-        return [setpriv, f"--reuid={UID}", f"--regid={GID}", "--clear-groups", "--"], None
-
-    def drop() -> None:
-        os.setgroups([])
-        os.setgid(GID)
-        os.setuid(UID)
-
-    return [], drop
-
-
-def _make_read_only(top: Path) -> None:
-    """Root-owned, directories and executables 0555, other files 0444 (symlinks left alone)."""
-    for dirpath, _dirnames, filenames in os.walk(top):
-        os.chown(dirpath, 0, 0)
-        os.chmod(dirpath, 0o555)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            info = os.lstat(path)
-            if stat.S_ISLNK(info.st_mode):
-                continue
-            os.chown(path, 0, 0)
-            os.chmod(path, 0o555 if info.st_mode & stat.S_IXUSR else 0o444)
 
 
 def _listing(top: Path) -> dict[str, tuple[int, int, int, int, int]]:
@@ -147,61 +102,6 @@ def _owned_by_image_user(top: Path) -> set[str]:
         }
     except OSError:
         return set()
-
-
-@dataclass(frozen=True)
-class ImageRoot:
-    """The recipe's result, hardened like the image's read-only root filesystem."""
-
-    root: Path
-    venv: Path
-    config_dir: Path
-    recipe_seconds: float
-
-    @property
-    def entrypoint(self) -> Path:
-        return self.venv / "bin" / "prometheus-adapter"
-
-    @property
-    def config(self) -> Path:
-        return self.config_dir / "config.yaml"
-
-
-@pytest.fixture(scope="session")
-def image_root() -> Iterator[ImageRoot]:
-    """Run the recipe once per session; the tree is then root-owned and read-only."""
-    _user_switch()
-    python = _system_python()
-    # Not under pytest's tmp dir: that is 0700 root, and uid 65532 must reach the venv.
-    root = Path(tempfile.mkdtemp(prefix="container-recipe-", dir="/tmp"))
-    try:
-        os.chmod(root, 0o755)
-        env = {**os.environ, "PYTHON": python}
-        # The dev venv must not leak into the image's build or runtime.
-        env.pop("VIRTUAL_ENV", None)
-        env["PATH"] = os.pathsep.join(
-            p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(sys.prefix)
-        )
-        started = time.monotonic()
-        result = subprocess.run(
-            ["bash", str(RECIPE), str(root)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=RECIPE_TIMEOUT,
-            check=False,
-        )
-        seconds = time.monotonic() - started
-        assert result.returncode == 0, f"container recipe failed:\n{result.stdout[-6000:]}"
-        # The ConfigMap volume: /etc/adapter/config.yaml.
-        config_dir = root / "etc" / "adapter"
-        config_dir.mkdir(parents=True)
-        shutil.copyfile(DEMO_CONFIG, config_dir / "config.yaml")
-        _make_read_only(root)
-        yield ImageRoot(root, root / "opt" / "adapter", config_dir, seconds)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_dockerfile_and_recipe_agree() -> None:
@@ -251,7 +151,7 @@ def test_recipe_installs_only_runtime_wheels(image_root: ImageRoot) -> None:
 
 
 async def test_adapter_starts_as_the_image_would(image_root: ImageRoot, tmp_path: Path) -> None:
-    prefix, preexec = _user_switch()
+    prefix, preexec = user_switch(UID, GID)
     # The emptyDir on /tmp: owned by the image's user, the only place it may write.
     emptydir = Path(tempfile.mkdtemp(prefix="container-emptydir-", dir="/tmp"))
     process: subprocess.Popen[bytes] | None = None
