@@ -3,9 +3,12 @@
 The Go adapter parses its command line with spf13/pflag; `parse_flags` does the same
 (adapter.flagparse: positional words ignored, `-v 4`, bools, CSV string slices, Go's number
 and duration syntax, pflag's error messages). A flag it knows and we rejected would crash-loop
-a pod that switches over, so every Go flag is accepted; each says whether it works yet
-(`Support`), and the help text says so. klog's own flags, which the Go adapter dropped in
-v0.11, are accepted too and ignored with a warning (`KLOG_LEGACY_FLAGS`).
+a pod that switches over, so every Go flag is accepted, and every one that changes the Go
+adapter's behaviour does the same here. The few that cannot matter to this adapter (Go's
+runtime profiler, HTTP/2 tuning) say why in `FlagSpec.no_effect` and in the help text. klog's
+own flags, which the Go adapter dropped in v0.11, are accepted too and ignored with a warning
+(`KLOG_LEGACY_FLAGS`); so is a deprecated alias k8s.io/apiserver still registers
+(`DEPRECATED_ALIASES`).
 """
 
 import argparse
@@ -13,9 +16,9 @@ import importlib.util
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
+from adapter.audit.config import audit_flag_errors, audit_options
 from adapter.discovery.relister import DISCOVERY_MODES
 from adapter.flagparse import parse
 from adapter.prometheus.config import PrometheusConfig, parse_header_flags
@@ -25,17 +28,11 @@ __all__ = [
     "FLAGS",
     "KLOG_LEGACY_FLAGS",
     "FlagSpec",
-    "Support",
     "build_parser",
     "parse_flags",
     "prometheus_config",
     "validate_flags",
 ]
-
-
-class Support(Enum):
-    IMPLEMENTED = ""
-    COMPAT = "accepted for compatibility with the Go adapter; has no effect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +44,8 @@ class FlagSpec:
     default: Any
     help: str
     group: str
-    support: Support = Support.IMPLEMENTED
+    # Why the flag cannot matter here ("" for a flag that works); shown in --help and docs.
+    no_effect: str = ""
 
     @property
     def dest(self) -> str:
@@ -69,12 +67,13 @@ def _flag(
     default: Any,
     help: str,
     group: str,
-    support: Support = Support.IMPLEMENTED,
+    no_effect: str = "",
 ) -> FlagSpec:
-    return FlagSpec(name, kind, default, help, group, support)
+    return FlagSpec(name, kind, default, help, group, no_effect)
 
 
-C = Support.COMPAT
+_NO_HTTP2 = "this adapter serves HTTP/1.1 only (as kube-apiserver's aggregator and the HPA speak it), so there is no HTTP/2 to turn off or tune"
+_NO_PPROF = "the Go adapter serves the Go runtime's pprof profiles; a Python process has no Go runtime, and no profiling endpoint is served, with or without the flag"
 _PROM, _LOG, _KUBE, _SERVE = "Prometheus", "Logging", "Kubernetes client", "Secure serving"
 _AUTHN, _AUTHZ, _AUDIT, _FEAT = "Authentication", "Authorization", "Audit", "Features"
 
@@ -83,16 +82,16 @@ def _audit_backend_flags(backend: str, batch_default: int, batch_wait: float) ->
     """The batch and truncate options k8s.io/apiserver defines for each audit backend."""
     p = f"audit-{backend}"
     return [
-        _flag(f"{p}-batch-buffer-size", "int", 10000, "The size of the buffer to store events before batching and writing.", _AUDIT, C),
-        _flag(f"{p}-batch-max-size", "int", batch_default, "The maximum size of a batch.", _AUDIT, C),
-        _flag(f"{p}-batch-max-wait", "duration", batch_wait, "The amount of time to wait before force writing the batch that hadn't reached the max size.", _AUDIT, C),
-        _flag(f"{p}-batch-throttle-burst", "int", 15 if backend == "webhook" else 0, "Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.", _AUDIT, C),
-        _flag(f"{p}-batch-throttle-enable", "bool", backend == "webhook", "Whether batching throttling is enabled.", _AUDIT, C),
-        _flag(f"{p}-batch-throttle-qps", "float", 10.0 if backend == "webhook" else 0.0, "Maximum average number of batches per second.", _AUDIT, C),
-        _flag(f"{p}-truncate-enabled", "bool", False, "Whether event and batch truncating is enabled.", _AUDIT, C),
-        _flag(f"{p}-truncate-max-batch-size", "int", 10485760, "Maximum size of the batch sent to the underlying backend.", _AUDIT, C),
-        _flag(f"{p}-truncate-max-event-size", "int", 102400, "Maximum size of the audit event sent to the underlying backend.", _AUDIT, C),
-        _flag(f"{p}-version", "string", "audit.k8s.io/v1", "API group and version used for serializing audit events.", _AUDIT, C),
+        _flag(f"{p}-batch-buffer-size", "int", 10000, "The size of the buffer to store events before batching and writing.", _AUDIT),
+        _flag(f"{p}-batch-max-size", "int", batch_default, "The maximum size of a batch.", _AUDIT),
+        _flag(f"{p}-batch-max-wait", "duration", batch_wait, "The amount of time to wait before force writing the batch that hadn't reached the max size.", _AUDIT),
+        _flag(f"{p}-batch-throttle-burst", "int", 15 if backend == "webhook" else 0, "Maximum number of requests sent at the same moment if ThrottleQPS was not utilized before.", _AUDIT),
+        _flag(f"{p}-batch-throttle-enable", "bool", backend == "webhook", "Whether batching throttling is enabled.", _AUDIT),
+        _flag(f"{p}-batch-throttle-qps", "float", 10.0 if backend == "webhook" else 0.0, "Maximum average number of batches per second.", _AUDIT),
+        _flag(f"{p}-truncate-enabled", "bool", False, "Whether event and batch truncating is enabled.", _AUDIT),
+        _flag(f"{p}-truncate-max-batch-size", "int", 10485760, "Maximum size of the batch sent to the underlying backend.", _AUDIT),
+        _flag(f"{p}-truncate-max-event-size", "int", 102400, "Maximum size of the audit event sent to the underlying backend.", _AUDIT),
+        _flag(f"{p}-version", "string", "audit.k8s.io/v1", "API group and version used for serializing audit events.", _AUDIT),
     ]  # fmt: skip
 
 
@@ -110,7 +109,7 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("prometheus-token-file", "string", "", "Optional file containing the bearer token to use when connecting with Prometheus", _PROM),
     _flag("prometheus-header", "stringArray", [], "Optional header to set on requests to prometheus servers (Key=Value, repeatable)", _PROM),
     _flag("prometheus-verb", "string", "GET", 'HTTP verb to set on requests to Prometheus. Possible values: "GET", "POST"', _PROM),
-    _flag("disable-http2", "bool", False, "Disable HTTP/2 support (this adapter serves HTTP/1.1 only, so HTTP/2 is always off)", _SERVE, C),
+    _flag("disable-http2", "bool", False, "Disable HTTP/2 support", _SERVE, _NO_HTTP2),
     _flag("no-cluster", "bool", False, "Run without a Kubernetes cluster, for local use and demos: the objects of `*` requests are those Prometheus has series for, resources come from a built-in table, and there is NO authentication or authorization, so the server binds to 127.0.0.1 unless --bind-address is given. Not in the Go adapter.", "Adapter"),
     _flag("prometheus-timeout", "duration", 10.0, "Timeout of one request to Prometheus; also sent as the query's timeout parameter. Not in the Go adapter (which has no timeout).", _PROM),
     _flag("prometheus-max-get-url-length", "int", 8192, "With --prometheus-verb=GET, a request to Prometheus whose URL would be longer than this many bytes is sent as POST instead, as proxies and Prometheus-compatible servers reject long URLs (414). 0 never switches. Not in the Go adapter.", _PROM),
@@ -134,7 +133,7 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("tls-cipher-suites", "stringSlice", [], "Comma-separated list of cipher suites for the server.", _SERVE),
     _flag("tls-min-version", "string", "", "Minimum TLS version supported. Possible values: VersionTLS12, VersionTLS13", _SERVE),
     _flag("tls-sni-cert-key", "stringArray", [], 'A pair of x509 certificate and private key file paths, optionally suffixed with a list of domain patterns which are fully qualified domain names, possibly with prefixed wildcard segments. The domain patterns also allow IP addresses, but IPs should only be used if the apiserver has visibility to the IP address requested by a client. If no domain patterns are provided, the names of the certificate are extracted. Non-wildcard matches trump over wildcard matches, explicit domain patterns trump over extracted names. For multiple key/certificate pairs, use the --tls-sni-cert-key multiple times. Examples: "example.crt,example.key" or "foo.crt,foo.key:*.foo.com,foo.com".', _SERVE),
-    _flag("http2-max-streams-per-connection", "int", 0, "The limit that the server gives to clients for the maximum number of streams in an HTTP/2 connection.", _SERVE, C),
+    _flag("http2-max-streams-per-connection", "int", 0, "The limit that the server gives to clients for the maximum number of streams in an HTTP/2 connection.", _SERVE, _NO_HTTP2),
     _flag("permit-port-sharing", "bool", False, "If true, SO_REUSEPORT will be used when binding the port.", _SERVE),
     _flag("permit-address-sharing", "bool", False, "If true, SO_REUSEADDR will be used when binding the port.", _SERVE),
     # DelegatingAuthenticationOptions.
@@ -155,28 +154,28 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("authorization-webhook-cache-unauthorized-ttl", "duration", 10.0, "The duration to cache 'unauthorized' responses from the webhook authorizer.", _AUTHZ),
     _flag("authorization-always-allow-paths", "stringSlice", ["/healthz", "/readyz", "/livez"], "A list of HTTP paths to skip during authorization, i.e. these are authorized without contacting the 'core' kubernetes server.", _AUTHZ),
     # AuditOptions.
-    _flag("audit-policy-file", "string", "", "Path to the file that defines the audit policy configuration.", _AUDIT, C),
-    _flag("audit-log-path", "string", "", "If set, all requests coming to the apiserver will be logged to this file.", _AUDIT, C),
-    _flag("audit-log-maxage", "int", 0, "The maximum number of days to retain old audit log files.", _AUDIT, C),
-    _flag("audit-log-maxbackup", "int", 0, "The maximum number of old audit log files to retain.", _AUDIT, C),
-    _flag("audit-log-maxsize", "int", 0, "The maximum size in megabytes of the audit log file before it gets rotated.", _AUDIT, C),
-    _flag("audit-log-format", "string", "json", 'Format of saved audits. "legacy" or "json".', _AUDIT, C),
-    _flag("audit-log-compress", "bool", False, "If set, the rotated log files will be compressed using gzip.", _AUDIT, C),
-    _flag("audit-log-mode", "string", "blocking", "Strategy for sending audit events: batch, blocking, blocking-strict.", _AUDIT, C),
+    _flag("audit-policy-file", "string", "", "Path to the file that defines the audit policy configuration.", _AUDIT),
+    _flag("audit-log-path", "string", "", "If set, all requests coming to the apiserver will be logged to this file.", _AUDIT),
+    _flag("audit-log-maxage", "int", 0, "The maximum number of days to retain old audit log files.", _AUDIT),
+    _flag("audit-log-maxbackup", "int", 0, "The maximum number of old audit log files to retain.", _AUDIT),
+    _flag("audit-log-maxsize", "int", 0, "The maximum size in megabytes of the audit log file before it gets rotated.", _AUDIT),
+    _flag("audit-log-format", "string", "json", 'Format of saved audits. "legacy" or "json".', _AUDIT),
+    _flag("audit-log-compress", "bool", False, "If set, the rotated log files will be compressed using gzip.", _AUDIT),
+    _flag("audit-log-mode", "string", "blocking", "Strategy for sending audit events: batch, blocking, blocking-strict.", _AUDIT),
     *_audit_backend_flags("log", 1, 0.0),
-    _flag("audit-webhook-config-file", "string", "", "Path to a kubeconfig formatted file that defines the audit webhook configuration.", _AUDIT, C),
-    _flag("audit-webhook-initial-backoff", "duration", 10.0, "The amount of time to wait before retrying the first failed request.", _AUDIT, C),
-    _flag("audit-webhook-mode", "string", "batch", "Strategy for sending audit events: batch, blocking, blocking-strict.", _AUDIT, C),
+    _flag("audit-webhook-config-file", "string", "", "Path to a kubeconfig formatted file that defines the audit webhook configuration.", _AUDIT),
+    _flag("audit-webhook-initial-backoff", "duration", 10.0, "The amount of time to wait before retrying the first failed request.", _AUDIT),
+    _flag("audit-webhook-mode", "string", "batch", "Strategy for sending audit events: batch, blocking, blocking-strict.", _AUDIT),
     *_audit_backend_flags("webhook", 400, 30.0),
     # FeatureOptions.
-    _flag("profiling", "bool", True, "Enable profiling via web interface host:port/debug/pprof/", _FEAT, C),
-    _flag("contention-profiling", "bool", False, "Enable block profiling, if profiling is enabled", _FEAT, C),
-    _flag("debug-socket-path", "string", "", "Use an unprotected (no authn/authz) unix-domain socket for profiling with the given path", _FEAT, C),
-    _flag("enable-priority-and-fairness", "bool", False, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness", _FEAT, C),
+    _flag("profiling", "bool", True, "Enable profiling via web interface host:port/debug/pprof/", _FEAT, _NO_PPROF),
+    _flag("contention-profiling", "bool", False, "Enable block profiling, if profiling is enabled", _FEAT, _NO_PPROF),
+    _flag("debug-socket-path", "string", "", "Use an unprotected (no authn/authz) unix-domain socket for profiling with the given path", _FEAT, _NO_PPROF),
+    _flag("enable-priority-and-fairness", "bool", False, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness", _FEAT, "priority and fairness (off by default in custom-metrics-apiserver) only decides which requests wait once the server is at its in-flight limit; this adapter does not queue requests by the cluster's FlowSchemas"),
     # component-base logs.
     _flag("v", "level", 0, "number for the log level verbosity", _LOG),
-    _flag("vmodule", "string", "", "comma-separated list of pattern=N settings for file-filtered logging", _LOG, C),
-    _flag("log-flush-frequency", "duration", 5.0, "Maximum number of seconds between log flushes", _LOG, C),
+    _flag("vmodule", "string", "", "comma-separated list of pattern=N settings for file-filtered logging", _LOG, "its patterns name the Go adapter's source files, which do not exist here; use --v"),
+    _flag("log-flush-frequency", "duration", 5.0, "Maximum number of seconds between log flushes", _LOG, "every log line is written to stderr at once, unbuffered, so there is nothing to flush"),
 )  # fmt: skip
 
 _KLOG = "Deprecated klog"
@@ -207,7 +206,21 @@ _KLOG_LEGACY_SPELLINGS: tuple[FlagSpec, ...] = tuple(
     if "-" in spec.name
 )
 _KLOG_LEGACY_NAMES = frozenset(spec.name for spec in KLOG_LEGACY_FLAGS + _KLOG_LEGACY_SPELLINGS)
-_COMMAND_LINE = FLAGS + KLOG_LEGACY_FLAGS + _KLOG_LEGACY_SPELLINGS
+
+# Old names k8s.io/apiserver still registers and marks deprecated (pflag accepts them and
+# prints a notice): alias -> (the flag it sets, pflag's deprecation message).
+DEPRECATED_ALIASES: dict[str, tuple[str, str]] = {
+    "audit-webhook-batch-initial-backoff": (
+        "audit-webhook-initial-backoff",
+        "Deprecated, use --audit-webhook-initial-backoff instead.",
+    ),
+}
+_BY_NAME = {spec.name: spec for spec in FLAGS}
+_ALIAS_SPECS = tuple(
+    FlagSpec(alias, _BY_NAME[target].kind, _BY_NAME[target].default, message, "")
+    for alias, (target, message) in DEPRECATED_ALIASES.items()
+)
+_COMMAND_LINE = FLAGS + KLOG_LEGACY_FLAGS + _KLOG_LEGACY_SPELLINGS + _ALIAS_SPECS
 
 _METAVARS = {"stringSlice": "strings", "stringArray": "string", "level": "int"}
 
@@ -237,7 +250,7 @@ def build_parser(prog: str = "prometheus-adapter") -> argparse.ArgumentParser:
             )
             group = parser.add_argument_group(f"{spec.group} flags", description)
             groups[spec.group] = group
-        note = f" [{spec.support.value}]" if spec.support.value else ""
+        note = f" [accepted; no effect here: {spec.no_effect}]" if spec.no_effect else ""
         help_text = f"{spec.help} (default {spec.default_text()}){note}".replace("%", "%%")
         # One-letter Go flags also have a shorthand (pflag.PFlagFromGoFlag): -v 4.
         options = [f"-{spec.name}", f"--{spec.name}"] if len(spec.name) == 1 else [f"--{spec.name}"]
@@ -311,6 +324,7 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
         )
     if args.namespace_query_ttl < 0:
         errors.append("--namespace-query-ttl must not be negative")
+    errors.extend(audit_flag_errors(audit_options(args)))
     return errors
 
 
@@ -335,6 +349,13 @@ def parse_flags(argv: Sequence[str]) -> argparse.Namespace:
             f"ignoring klog flags {', '.join(legacy)}: deprecated, and removed from the Go "
             "adapter in v0.11; logs always go to stderr"
         )
+    for alias, (target, message) in DEPRECATED_ALIASES.items():
+        if alias in result.changed:
+            # Both names share one variable in Go; the one given last wins there, the
+            # current name here.
+            if target not in result.changed:
+                setattr(args, _BY_NAME[target].dest, result.values[alias])
+            args.flag_warnings.append(f"Flag --{alias} has been deprecated, {message}")
     if args.metrics_max_age == 0:
         # As the Go adapter: a zero max age means "the relist interval".
         args.metrics_max_age = args.metrics_relist_interval

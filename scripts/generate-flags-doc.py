@@ -13,15 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from adapter.options import FLAGS, KLOG_LEGACY_FLAGS, FlagSpec, Support
+from adapter.options import DEPRECATED_ALIASES, FLAGS, KLOG_LEGACY_FLAGS, FlagSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "flags.md"
-
-_SUPPORT_TEXT = {
-    Support.IMPLEMENTED: "implemented",
-    Support.COMPAT: "accepted; no effect",
-}
 
 _HEADER = """\
 # Command-line flags
@@ -53,12 +48,13 @@ The support column says what a flag does in this adapter:
 | support | meaning |
 |---|---|
 | implemented | works as in the Go adapter (or as described, for flags of ours) |
-| accepted; no effect | accepted for compatibility with the Go adapter; ignored |
+| no effect: *why* | accepted as the Go adapter accepts it; *why* says it cannot matter here |
 
 Flags described as "Not in the Go adapter" are ours; the Go adapter rejects them. The
 [deprecated klog flags](#deprecated-klog-flags) (`--logtostderr`, `--log-dir`...), which the
 Go adapter dropped in v0.11, are accepted (also with underscores: `--log_dir`), checked and
-ignored with one warning: logs always go to stderr.
+ignored with one warning: logs always go to stderr. Deprecated names k8s.io/apiserver still
+accepts set their current flag, with pflag's notice: {aliases}.
 `-h`/`--help` prints this list. `prometheus-adapter check-config --help` lists the flags of the
 config checker (see [configuration.md](configuration.md#checking-a-config)).
 """
@@ -90,7 +86,10 @@ def render() -> str:
     groups: dict[str, list[FlagSpec]] = {}
     for spec in FLAGS + KLOG_LEGACY_FLAGS:
         groups.setdefault(spec.group, []).append(spec)
-    lines = [_HEADER]
+    aliases = ", ".join(
+        f"`--{alias}` (`--{target}`)" for alias, (target, _) in DEPRECATED_ALIASES.items()
+    )
+    lines = [_HEADER.format(aliases=aliases)]
     lines.append("| group | flags |")
     lines.append("|---|---|")
     for group, specs in groups.items():
@@ -102,7 +101,10 @@ def render() -> str:
         lines.append("| flag | type | default | support | description |")
         lines.append("|---|---|---|---|---|")
         for spec in specs:
-            support = _LEGACY_SUPPORT if spec in KLOG_LEGACY_FLAGS else _SUPPORT_TEXT[spec.support]
+            if spec in KLOG_LEGACY_FLAGS:
+                support = _LEGACY_SUPPORT
+            else:
+                support = f"no effect: {spec.no_effect}" if spec.no_effect else "implemented"
             lines.append(
                 f"| `--{spec.name}` | {_type(spec)} | {_cell(_default(spec))} "
                 f"| {support} | {_cell(spec.help)} |"

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from adapter.audit import AuditConfigError, Auditor, audit_chain, audit_decisions, build_auditor
 from adapter.auth.authenticators import (
     ClientCertAuthenticator,
     RequestHeaderAuthenticator,
@@ -105,7 +106,10 @@ def _bind_address(args: argparse.Namespace) -> str:
 
 
 def _no_cluster_backend(
-    args: argparse.Namespace, compiled: CompiledConfig, prometheus: PrometheusClient
+    args: argparse.Namespace,
+    compiled: CompiledConfig,
+    prometheus: PrometheusClient,
+    auditor: Auditor | None = None,
 ) -> Backend:
     return Backend(
         mapper=StaticRESTMapper(BUILTIN_RESOURCES),
@@ -115,6 +119,8 @@ def _no_cluster_backend(
         resource_objects=lambda rules: PrometheusResourceObjects.from_rules(
             rules, prometheus, lookback=args.metrics_max_age
         ),
+        # No authentication here: requests are audited as the anonymous user.
+        middlewares=audit_chain(auditor),
     )
 
 
@@ -122,7 +128,9 @@ def _kube_client(path: str, qps: float, burst: int) -> KubeClient:
     return KubeClient(load_config(path), qps=qps, burst=burst)
 
 
-async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend:
+async def _cluster_backend(
+    args: argparse.Namespace, tls: ServingTLS, auditor: Auditor | None = None
+) -> Backend:
     lister = _kube_client(args.lister_kubeconfig, args.client_qps, args.client_burst)
     authn = _kube_client(args.authentication_kubeconfig, DELEGATED_QPS, DELEGATED_BURST)
     authz = _kube_client(args.authorization_kubeconfig, DELEGATED_QPS, DELEGATED_BURST)
@@ -190,12 +198,15 @@ async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend
             compiled=compiled,
             load=load,
             resource_objects=cluster_resource_objects,
-            middlewares=[
+            # Go's order: audit init, authentication, audit, authorization (with audit off,
+            # only the two auth filters).
+            middlewares=audit_chain(
+                auditor,
                 authentication_middleware(
                     authenticator, request_header_config=lambda: loader.current.request_header
                 ),
-                authorization_middleware(authorizer),
-            ],
+                authorization_middleware(audit_decisions(auditor, authorizer)),
+            ),
             background=[
                 mapper.run,
                 lambda: loader.run(args.authentication_config_refresh_interval),
@@ -210,6 +221,8 @@ async def _cluster_backend(args: argparse.Namespace, tls: ServingTLS) -> Backend
 
 async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     metrics = AdapterMetrics(args.prometheus_url)
+    # First, as Go validates its options before anything else; None when audit is off.
+    auditor = build_auditor(args, metrics.registry, verbosity=args.v)
     tls = ServingTLS(
         ServingCertConfig(
             cert_dir=args.cert_dir,
@@ -227,9 +240,9 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     )
     try:
         if args.no_cluster:
-            backend = _no_cluster_backend(args, compiled, prometheus)
+            backend = _no_cluster_backend(args, compiled, prometheus, auditor)
         else:
-            backend = await _cluster_backend(args, tls)
+            backend = await _cluster_backend(args, tls, auditor)
     except BaseException:
         await prometheus.close()
         raise
@@ -321,6 +334,8 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     ]
     tasks = [asyncio.create_task(job()) for job in jobs]
     try:
+        if auditor is not None:
+            auditor.start()
         await site.start()
         log.info(
             "serving %s on https://%s:%d (%s)",
@@ -341,6 +356,8 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     finally:
         await cancel_and_wait(tasks)
         await runner.cleanup()
+        if auditor is not None:  # after the last request: flush what is buffered
+            await auditor.close()
         await prometheus.close()
         for close in backend.closers:
             await close()
@@ -370,7 +387,7 @@ def serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     try:
         with asyncio.Runner(loop_factory=_loop_factory(args.event_loop)) as runner:
             return runner.run(_serve(args, compiled))
-    except (TLSConfigError, KubeConfigError, AuthenticationLookupError) as exc:
+    except (TLSConfigError, KubeConfigError, AuthenticationLookupError, AuditConfigError) as exc:
         log.error("%s", exc)
         return 1
     except PrometheusConfigError as exc:

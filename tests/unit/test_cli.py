@@ -10,7 +10,7 @@ import pytest
 
 from adapter.check_config import check_config_main
 from adapter.cli import main
-from adapter.options import FLAGS, Support, build_parser, parse_flags, validate_flags
+from adapter.options import FLAGS, build_parser, parse_flags, validate_flags
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -49,9 +49,33 @@ def test_help_lists_go_flags_with_defaults() -> None:
         assert f"--{spec.name} " in text
 
 
-def test_flags_without_effect_say_so() -> None:
-    text = " ".join(build_parser().format_help().split())
-    assert Support.COMPAT.value in text
+def test_flags_without_effect_say_why() -> None:
+    # argparse wraps lines at hyphens too: compare without any whitespace.
+    text = "".join(build_parser().format_help().split())
+    without_effect = [spec for spec in FLAGS if spec.no_effect]
+    assert {spec.name for spec in without_effect} == {
+        "disable-http2",
+        "http2-max-streams-per-connection",
+        "profiling",
+        "contention-profiling",
+        "debug-socket-path",
+        "enable-priority-and-fairness",
+        "vmodule",
+        "log-flush-frequency",
+    }
+    for spec in without_effect:
+        assert "".join(f"[accepted; no effect here: {spec.no_effect}]".split()) in text
+
+
+def test_deprecated_alias_sets_its_flag_with_pflags_notice() -> None:
+    args = parse_flags(["--audit-webhook-batch-initial-backoff=3s"])
+    assert args.audit_webhook_initial_backoff == 3.0
+    assert args.flag_warnings == [
+        "Flag --audit-webhook-batch-initial-backoff has been deprecated, "
+        "Deprecated, use --audit-webhook-initial-backoff instead."
+    ]
+    both = ["--audit-webhook-initial-backoff=5s", "--audit-webhook-batch-initial-backoff=3s"]
+    assert parse_flags(both).audit_webhook_initial_backoff == 5.0
 
 
 def test_flag_parsing_like_pflag() -> None:

@@ -1143,6 +1143,7 @@ async def test_auth_config_token_and_ca_on_every_path(
 ) -> None:
     """The kubeconfig's CA verifies the server and its token goes on every request: the lean
     client (query), aiohttp (streamed series) and a POST."""
+
     async def answer(request: web.Request) -> web.Response:
         return prom_json([] if request.path.endswith("/series") else EMPTY_VECTOR)
 
