@@ -41,5 +41,5 @@ class UnsupportedValuesError(QueryBuildError):
 
 
 class UnusableQueryError(NamingError):
-    """A rule whose query can never be built (an empty `metricsQuery`, or a template that
-    always fails to render): a config problem, so its message names the rule, never PromQL."""
+    """A rule whose query can never be built (an empty `metricsQuery`): a config problem, so
+    its message names the rule, never PromQL."""

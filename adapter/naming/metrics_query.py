@@ -115,9 +115,9 @@ class _Matchers:
 class MetricsQuery:
     """A compiled `metricsQuery` (or containerQuery/nodeQuery) of one rule.
 
-    `unusable` says why no query can ever be rendered from the template (it is empty, or
-    always fails): the Go adapter starts with such a rule and fails each request when it
-    renders the template, and so does `render`, with an UnusableQueryError.
+    `unusable` says why no query can ever be rendered from the template (it is empty):
+    the Go adapter starts with such a rule and fails each request when it renders the
+    template, and so does `render`, with an UnusableQueryError.
     """
 
     def __init__(

@@ -5,8 +5,9 @@ resource template without `.Resource`, an override the cluster does not know), a
 stops a whole API from working (an empty `seriesQuery` fails every relist), is an error here,
 reported with the file, the path, the line and the reason, all errors of a file together.
 A config the Go adapter starts with starts here too: what Go only finds while serving (an
-empty or always failing `metricsQuery`, `resourceRules` that cannot query pods or nodes) is a
-warning saying which requests fail and how, and those requests fail as they do in Go.
+empty `metricsQuery`, a template mistake Go reports only where execution reaches it,
+`resourceRules` that cannot query pods or nodes) is a warning saying which requests fail and
+how, and those requests fail as they do in Go.
 Things that are legal but almost certainly not meant are warnings too.
 """
 
@@ -35,14 +36,7 @@ from adapter.naming.metric_namer import MetricNamer, new_metric_namer
 from adapter.naming.metrics_query import METRICS_QUERY_FIELDS, MetricsQuery
 from adapter.naming.resource_converter import ResourceConverter, new_resource_converter
 from adapter.naming.series_filter import SeriesFilter, new_series_filter
-from adapter.promql.go_template import (
-    GoTemplate,
-    TemplateError,
-    TemplateExecError,
-    compile_template,
-)
-from adapter.promql.go_template_builtins import BUILTINS
-from adapter.promql.go_template_parse import parse_template
+from adapter.promql.go_template import TemplateError, compile_template
 
 __all__ = [
     "CompiledConfig",
@@ -119,7 +113,8 @@ _REGEX_BEHIND_EQUALITY = re.compile(r'([A-Za-z_]\w*)\s*(!?=)\s*"((?:\^|[^"]*(?:\
 
 _TEMPLATE_NAME = "metrics-query"
 
-# What a query that can never be rendered does to requests, by where the template is used.
+# What a query that can never be rendered does to requests, by where the template is used;
+# and what a request does whose rendering fails.
 _CUSTOM_EFFECT = (
     "the rule's metrics are listed, but every request for them is answered 404 "
     '"the server could not find the metric ..."'
@@ -136,26 +131,11 @@ _NODE_EFFECT = (
     "no node metrics can be queried: metrics.k8s.io lists of nodes come back empty and a "
     "named node is 404"
 )
+_CUSTOM_FAILURE = 'is answered 404 "the server could not find the metric ..."'
+_EXTERNAL_FAILURE = 'is answered 500 "unable to fetch metrics"'
+_POD_FAILURE = "leaves its pods out of metrics.k8s.io lists, and a named pod is 404"
+_NODE_FAILURE = "leaves its nodes out of metrics.k8s.io lists, and a named node is 404"
 _AS_IN_GO = "(the Go adapter starts with this config and fails these requests the same way)"
-
-
-def _parses(source: str) -> bool:
-    """Whether Go's template parser accepts `source` (Go reports everything else only when
-    the template is executed)."""
-    try:
-        parse_template(source, name=_TEMPLATE_NAME, functions=frozenset(BUILTINS))
-    except TemplateError:
-        return False
-    return True
-
-
-def _never_rendered(source: str, reason: str) -> GoTemplate:
-    """A template kept for its source only: its MetricsQuery is unusable and never renders."""
-
-    def render(_data: object) -> str:
-        raise TemplateExecError(reason)
-
-    return GoTemplate(source, _TEMPLATE_NAME, render)
 
 
 class _Compiler:
@@ -184,6 +164,14 @@ class _Compiler:
         if built is None:
             return None
         converter, unresolved = built
+        # What start-up (Go's newLabelGroupResExtractor) reaches has failed already.
+        for error in converter.template.deferred_errors if converter.template else ():
+            self.issues.warn(
+                f"{path}.template",
+                f"has a mistake Go reports only when executing the template reaches it ({error}), "
+                "so each request that needs the label of a resource for which it does fails "
+                f"{_AS_IN_GO}",
+            )
         for item in unresolved:
             where = f"{path}.overrides.{item.label}"
             if self.require_known:
@@ -203,11 +191,14 @@ class _Compiler:
         converter: ResourceConverter | None,
         rule: DiscoveryRule | None,
         effect: str,
+        failure: str,
         *,
         warn: bool = True,
     ) -> MetricsQuery | None:
-        """The compiled template at `path`. One that parses but can never render a query is
-        kept, unusable, with a warning (`warn`) saying that `effect` follows."""
+        """The compiled template at `path`, or None if Go's parser rejects it. An empty one
+        is kept, unusable, with a warning (`warn`) saying that `effect` follows; one that
+        fails where execution reaches a mistake (Go finds it only there) renders, with a
+        warning for each mistake saying that a request reaching it `failure`."""
         unusable = None
         if not text:
             unusable = f"{path} is empty"
@@ -218,14 +209,14 @@ class _Compiler:
             try:
                 template = compile_template(text, METRICS_QUERY_FIELDS, name=_TEMPLATE_NAME)
             except TemplateError as exc:
-                if not _parses(text):
-                    self.issues.add(path, f"unable to parse metrics query template: {exc}")
-                    return None
-                # Go finds this only when it executes the template, on every request.
-                unusable = f"{path} cannot be rendered: {exc}"
-                if warn:
-                    self.issues.warn(path, f"cannot be rendered ({exc}), so {effect} {_AS_IN_GO}")
-                template = _never_rendered(text, str(exc))
+                self.issues.add(path, f"unable to parse metrics query template: {exc}")
+                return None
+            for error in template.deferred_errors if warn else ():
+                self.issues.warn(
+                    path,
+                    f"has a mistake Go reports only when executing the template reaches it "
+                    f"({error}), so each request whose query reaches it {failure} {_AS_IN_GO}",
+                )
         if converter is None:
             return None
         if rule is None:
@@ -255,8 +246,15 @@ class _Compiler:
         if rule.name.matches and namer is not None:
             filters.append(SeriesFilter(namer.matches, positive=True))
         converter = self.converter(rule.resources, f"{path}.resources")
-        effect = _CUSTOM_EFFECT if kind is RuleKind.CUSTOM else _EXTERNAL_EFFECT
-        query = self.query(rule.metrics_query, f"{path}.metricsQuery", converter, rule, effect)
+        custom = kind is RuleKind.CUSTOM
+        query = self.query(
+            rule.metrics_query,
+            f"{path}.metricsQuery",
+            converter,
+            rule,
+            _CUSTOM_EFFECT if custom else _EXTERNAL_EFFECT,
+            _CUSTOM_FAILURE if custom else _EXTERNAL_FAILURE,
+        )
         if namer is not None:
             self.check_name(namer, f"{path}.name.as")
         if converter is not None:
@@ -357,10 +355,17 @@ class _Compiler:
             converter,
             None,
             _POD_EFFECT,
+            _POD_FAILURE,
             warn=not unset,
         )
         node = self.query(
-            rule.node_query, f"{path}.nodeQuery", converter, None, _NODE_EFFECT, warn=not unset
+            rule.node_query,
+            f"{path}.nodeQuery",
+            converter,
+            None,
+            _NODE_EFFECT,
+            _NODE_FAILURE,
+            warn=not unset,
         )
         if converter is None or container is None or node is None:
             return None

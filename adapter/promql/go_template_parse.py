@@ -1,11 +1,12 @@
 """Go's `text/template` parser and syntax tree, ported from `text/template/parse`.
 
 The parser follows Go's `parse.go` token for token, so the same templates are accepted
-and rejected with the same messages (`template: NAME:LINE: ...`). Two deliberate
-differences: `define`, `template` and `block` are rejected (the adapter's templates are
-single, unnamed templates), and variables are resolved here to numbered slots with
-exec-time scoping (`$x := $x` refers to an outer `$x`, assigning an undeclared variable
-is an error), so that what Go would only report while executing is reported now.
+and rejected with the same messages (`template: NAME:LINE: ...`), including `define`,
+`block` (named templates, Go's treeSet) and `template`. Variables are resolved here to
+numbered slots, one numbering per named template, with the scoping they have when the
+template executes: `$x := $x` refers to an outer `$x`. A variable Go's parser accepts
+but execution cannot find (`$x := $x` with no outer `$x`, `$x = 1` with no `$x`) gets
+UNDEFINED_SLOT, which fails when executed, as in Go.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from adapter.promql.go_template_lex import (
 )
 
 __all__ = [
+    "UNDEFINED_SLOT",
     "ActionNode",
     "BoolNode",
     "BreakNode",
@@ -40,8 +42,10 @@ __all__ = [
     "Node",
     "NumberNode",
     "ParsedTemplate",
+    "ParsedTree",
     "PipeNode",
     "StringNode",
+    "TemplateNode",
     "TextNode",
     "VariableNode",
     "parse_template",
@@ -120,9 +124,15 @@ class FieldNode:
         return "".join("." + ident for ident in self.idents)
 
 
+# The slot of a variable that Go's parser accepts but that is never declared when the
+# template executes: reading or assigning it fails with "undefined variable".
+UNDEFINED_SLOT = -1
+
+
 @dataclass(slots=True)
 class VariableNode:
-    """`$x.A.B`: idents are ["$x", "A", "B"]; slot numbers the variable's declaration."""
+    """`$x.A.B`: idents are ["$x", "A", "B"]; slot numbers the variable's declaration
+    (UNDEFINED_SLOT: none at execution)."""
 
     pos: int
     idents: list[str]
@@ -196,6 +206,20 @@ class ControlNode:
 
 
 @dataclass(slots=True)
+class TemplateNode:
+    """`{{template "name" pipeline}}`, also what `{{block}}` leaves in its template."""
+
+    pos: int
+    line: int
+    name: str
+    pipe: PipeNode | None
+
+    def __str__(self) -> str:
+        pipe = "" if self.pipe is None else f" {self.pipe}"
+        return f"{{{{template {go_quote(self.name)}{pipe}}}}}"
+
+
+@dataclass(slots=True)
 class BreakNode:
     pos: int
     line: int
@@ -240,6 +264,7 @@ Node = (
     | ListNode
     | ActionNode
     | ControlNode
+    | TemplateNode
     | BreakNode
     | ContinueNode
     | _EndNode
@@ -250,12 +275,50 @@ _LITERAL_NODES = (BoolNode, DotNode, NilNode, NumberNode, StringNode)
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedTemplate:
-    """A parsed template; slot 0 is `$`, every declaration has its own slot."""
+class ParsedTree:
+    """One named template; slot 0 is `$`, every declaration has its own slot."""
 
+    name: str
     root: ListNode
     slot_count: int
     assigned_slots: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTemplate:
+    """Go's treeSet: the template `name` and those `define` and `block` name. What runs
+    as `name` is a `define` of that name when the text around the definitions is empty
+    (Go's Tree.add)."""
+
+    name: str
+    trees: dict[str, ParsedTree]
+
+
+# unicode.IsSpace, which Go's IsEmptyTree trims with (bytes.TrimSpace).
+_GO_SPACES = frozenset(
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def _is_empty_tree(root: ListNode) -> bool:
+    """Go's IsEmptyTree: nothing but white space (comments are not in the tree)."""
+    return all(
+        isinstance(node, TextNode) and all(c in _GO_SPACES for c in node.text)
+        for node in root.nodes
+    )
+
+
+@dataclass(slots=True)
+class _TreeState:
+    """What each named template has of its own while parsing (Go starts a new Tree)."""
+
+    vars: list[tuple[str, int]]
+    pending: list[str]
+    slot_count: int
+    assigned: set[int]
+    range_depth: int
+    action_line: int
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,12 +338,17 @@ class _Parser:
         self.lex = lex(source, left, right, lambda pos: 1 + bisect.bisect_left(newlines, pos))
         self.token: list[Token] = [Token(TokenType.EOF, 0, "", 1)] * 3
         self.peek_count = 0
+        # Variables in scope at execution, by slot (the innermost last).
         self.vars: list[tuple[str, int]] = [("$", 0)]
+        # Variables being declared by the pipelines being parsed: Go's parser knows them
+        # already, execution only after the pipeline.
+        self.pending: list[str] = []
         self.slot_count = 1
         self.assigned: set[int] = set()
         self.action_line = 0
         self.range_depth = 0
         self.paren_depth = 0
+        self.trees: dict[str, ParsedTree] = {}
 
     # Token stream with Go's three-token lookahead.
 
@@ -348,13 +416,104 @@ class _Parser:
             if self.peek().typ is TokenType.LEFT_DELIM:
                 delim = self.next()
                 if self.next_non_space().typ is TokenType.DEFINE:
-                    raise self.errorf("{{define}} is not supported")
+                    self.parse_definition()
+                    continue
                 self.backup2(delim)
             node = self.text_or_action()
             if isinstance(node, _EndNode | _ElseNode):
                 raise self.errorf(f"unexpected {node}")
             root.nodes.append(node)
-        return ParsedTemplate(root, self.slot_count, frozenset(self.assigned))
+        self.add_tree(ParsedTree(self.name, root, self.slot_count, frozenset(self.assigned)))
+        return ParsedTemplate(self.name, self.trees)
+
+    # Named templates.
+
+    def start_tree(self) -> _TreeState:
+        """Start parsing a named template's body, as Go's startParse: only `$` in scope,
+        outside any range or action. Returns the enclosing template's state."""
+        outer = _TreeState(
+            self.vars,
+            self.pending,
+            self.slot_count,
+            self.assigned,
+            self.range_depth,
+            self.action_line,
+        )
+        self.vars = [("$", 0)]
+        self.pending = []
+        self.slot_count = 1
+        self.assigned = set()
+        self.range_depth = 0
+        self.action_line = 0
+        return outer
+
+    def finish_tree(self, name: str, root: ListNode, outer: _TreeState) -> ParsedTree:
+        tree = ParsedTree(name, root, self.slot_count, frozenset(self.assigned))
+        self.vars = outer.vars
+        self.pending = outer.pending
+        self.slot_count = outer.slot_count
+        self.assigned = outer.assigned
+        self.range_depth = outer.range_depth
+        self.action_line = outer.action_line
+        return tree
+
+    def add_tree(self, tree: ParsedTree) -> None:
+        """Go's Tree.add: a name is defined once, but an empty definition gives way."""
+        existing = self.trees.get(tree.name)
+        if existing is None or _is_empty_tree(existing.root):
+            self.trees[tree.name] = tree
+        elif not _is_empty_tree(tree.root):
+            quoted = go_quote(tree.name)
+            raise self.errorf(f"template: multiple definition of template {quoted}")
+
+    def template_name(self, tok: Token, context: str) -> str:
+        if tok.typ is not TokenType.STRING and tok.typ is not TokenType.RAW_STRING:
+            raise self.unexpected(tok, context)
+        try:
+            return unquote(tok.val)
+        except (LiteralSyntaxError, IndexError):
+            raise self.errorf("invalid syntax") from None
+
+    def parse_definition(self) -> None:
+        """`{{define "name"}} ... {{end}}`, the keyword already read (top level only)."""
+        context = "define clause"
+        outer = self.start_tree()
+        name = self.template_name(self.next_non_space(), context)
+        self.expect(TokenType.RIGHT_DELIM, context)
+        root, end = self.item_list()
+        if not isinstance(end, _EndNode):
+            raise self.errorf(f"unexpected {end} in {context}")
+        tree = self.finish_tree(name, root, outer)
+        self.add_tree(tree)
+
+    def block_control(self) -> TemplateNode:
+        """`{{block "name" pipeline}} ... {{end}}`: a definition and its call."""
+        context = "block clause"
+        tok = self.next_non_space()
+        name = self.template_name(tok, context)
+        pipe = self.pipeline(context, TokenType.RIGHT_DELIM)
+        # Go reports a body ended by {{else}} with the enclosing tree's last token.
+        clause_line = self.token[0].line
+        outer = self.start_tree()
+        root, end = self.item_list()
+        if not isinstance(end, _EndNode):
+            raise TemplateError(
+                f"template: {self.name}:{clause_line}: unexpected {end} in {context}"
+            )
+        tree = self.finish_tree(name, root, outer)
+        self.add_tree(tree)
+        return TemplateNode(tok.pos, tok.line, name, pipe)
+
+    def template_control(self) -> TemplateNode:
+        """`{{template "name"}}` or `{{template "name" pipeline}}`."""
+        context = "template clause"
+        tok = self.next_non_space()
+        name = self.template_name(tok, context)
+        pipe = None
+        if self.next_non_space().typ is not TokenType.RIGHT_DELIM:
+            self.backup()
+            pipe = self.pipeline(context, TokenType.RIGHT_DELIM)
+        return TemplateNode(tok.pos, tok.line, name, pipe)
 
     def item_list(self) -> tuple[ListNode, _EndNode | _ElseNode]:
         lst = ListNode(self.peek_non_space().pos)
@@ -398,8 +557,10 @@ class _Parser:
             return _EndNode(self.expect(TokenType.RIGHT_DELIM, "end").pos)
         if typ is TokenType.IF or typ is TokenType.RANGE or typ is TokenType.WITH:
             return self.control(tok.val)
-        if typ is TokenType.TEMPLATE or typ is TokenType.BLOCK:
-            raise self.errorf(f"{{{{{tok.val}}}}} is not supported")
+        if typ is TokenType.TEMPLATE:
+            return self.template_control()
+        if typ is TokenType.BLOCK:
+            return self.block_control()
         self.backup()
         tok = self.peek()
         return ActionNode(tok.pos, tok.line, self.pipeline("command", TokenType.RIGHT_DELIM))
@@ -460,6 +621,8 @@ class _Parser:
             else:
                 self.backup2(v)
             break
+        pending_mark = len(self.pending)
+        self.pending.extend(v.val for v in decl)
         while True:
             tok = self.next_non_space()
             if tok.typ is end:
@@ -469,6 +632,7 @@ class _Parser:
                 pipe.cmds.append(self.command())
             else:
                 raise self.unexpected(tok, context)
+        del self.pending[pending_mark:]
         if not pipe.cmds:
             raise self.errorf(f"missing value for {context}")
         for i, cmd in enumerate(pipe.cmds[1:]):
@@ -477,8 +641,15 @@ class _Parser:
         # Declared variables come into scope after the pipeline is evaluated, as at exec.
         for v in decl:
             if pipe.is_assign:
-                slot = self.lookup_var(v.val)
-                self.assigned.add(slot)
+                found = self.exec_slot(v.val)
+                if found is None:
+                    # Go's parser declares it; executing the assignment fails.
+                    slot = UNDEFINED_SLOT
+                    self.vars.append((v.val, slot))
+                else:
+                    slot = found
+                    if slot != UNDEFINED_SLOT:
+                        self.assigned.add(slot)
             else:
                 slot = self.slot_count
                 self.slot_count += 1
@@ -486,10 +657,21 @@ class _Parser:
             pipe.decl.append(VariableNode(v.pos, [v.val], slot))
         return pipe
 
-    def lookup_var(self, name: str) -> int:
+    def exec_slot(self, name: str) -> int | None:
+        """The slot `name` refers to when the template executes, if declared by then."""
         for var_name, slot in reversed(self.vars):
             if var_name == name:
                 return slot
+        return None
+
+    def lookup_var(self, name: str) -> int:
+        """A variable reference: Go's parser accepts the variables declared so far,
+        including those of the pipeline being parsed, which execution does not have."""
+        slot = self.exec_slot(name)
+        if slot is not None:
+            return slot
+        if name in self.pending:
+            return UNDEFINED_SLOT
         raise self.errorf(f"undefined variable {go_quote(name)}")
 
     def command(self) -> CommandNode:

@@ -203,20 +203,28 @@ class CustomMetricsProvider:
         key = (source, label)
         if self._shared_problems.get(key) is not None:
             return None  # known not to be shared: no need to render the query
-        query = series.rule.query.build(
-            series.series_name, resource, namespace, None, metric_selector
+        try:
+            query = series.rule.query.build(
+                series.series_name, resource, namespace, None, metric_selector
+            )
+        except NamingError as exc:
+            # A template may fail without object names where per-object queries render.
+            problem: str | None = f"the namespace-wide query cannot be rendered: {exc}"
+        else:
+            if key in self._shared_problems:
+                return query  # checked before: shared
+            problem = sharing_problem(source, query, label)
+        self._shared_problems[key] = problem
+        if problem is None:
+            return query
+        log.warning(
+            "%s: querying per request, not namespace-wide (--namespace-query-ttl), "
+            "for metrics on %s: %s",
+            series.rule.path,
+            resource,
+            problem,
         )
-        if key not in self._shared_problems:
-            problem = self._shared_problems[key] = sharing_problem(source, query, label)
-            if problem is not None:
-                log.warning(
-                    "%s: querying per request, not namespace-wide (--namespace-query-ttl), "
-                    "for metrics on %s: %s",
-                    series.rule.path,
-                    resource,
-                    problem,
-                )
-        return query if self._shared_problems[key] is None else None
+        return None
 
     def _chunked_queries(
         self,

@@ -237,3 +237,25 @@ def test_configs_the_go_adapter_starts_with_are_valid_with_warnings(tmp_path: Pa
     for w in warnings:
         where = f"{config}:{w['line']}: " + (f"{w['path']}: " if w["path"] else "")
         assert f"warning: {where}{w['reason']}\n" in text
+
+
+def test_template_mistakes_go_finds_only_when_executing_are_warnings(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "rules:\n"
+        '- seriesQuery: \'http_requests_total{namespace!="",pod!=""}\'\n'
+        "  resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}\n"
+        '  metricsQuery: \'<<define "sel">><<.Series>>{<<.LabelMatchers>>}<<end>>'
+        '<<if .GroupBySlice>>sum(<<template "sel" .>>) by (<<.GroupBy>>)<<else>><<.Serie>><<end>>\'\n'
+    )
+    out = io.StringIO()
+    assert check_config_main(["-o", "json", str(config)], stdout=out) == 0
+    report = json.loads(out.getvalue())
+    assert (report["valid"], report["errors"]) == (True, [])
+    [warning] = report["warnings"]
+    assert (warning["path"], warning["line"]) == ("rules[0].metricsQuery", 4)
+    assert "can't evaluate field Serie in type naming.queryTemplateArgs" in warning["reason"]
+    # The example queries never reach the mistake.
+    assert report["rules"][0]["example"]["one"]["query"] == (
+        'sum(<series>{namespace="default",pod="pod-a"}) by (pod)'
+    )

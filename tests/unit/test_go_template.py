@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from adapter.promql import go_template_exec
 from adapter.promql.go_template import (
     FieldKind,
     GoTemplate,
@@ -456,7 +457,158 @@ def test_missing_fields_read_as_zero_values() -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Compile-time errors
+# Named templates: define, template, block
+
+
+def test_template_calls_a_definition_with_dot_and_dollar_set_to_the_pipeline() -> None:
+    source = (
+        '<<define "d">><<.>>|<<$>>|<<$.resource>><<end>>'
+        '<<template "d" .LabelValuesByName>>;<<template "d" .Series>>'
+    )
+    with pytest.raises(TemplateExecError, match="can't evaluate field resource in type string"):
+        render(source)
+    assert render(source.replace("|<<$.resource>>", "")) == (
+        "map[namespaces:default resource:bar|baz]|map[namespaces:default resource:bar|baz];foo|foo"
+    )
+
+
+def test_template_without_pipeline_has_no_value() -> None:
+    # walkTemplate: evalPipeline of a nil pipeline is the zero (invalid) reflect.Value.
+    assert render('<<define "x">>[<<.>>|<<.A.B>>|<<$>>]<<end>><<template "x">>') == (
+        "[<no value>|<no value>|<no value>]"
+    )
+
+
+def test_called_template_sees_no_variables_of_the_caller() -> None:
+    # "No dynamic scoping": a definition's own $x, not the caller's.
+    source = '<<$x := "outer">><<define "d">><<$x := .>><<$x>><<end>><<template "d" "inner">><<$x>>'
+    assert render(source) == "innerouter"
+
+
+def test_variables_declared_by_a_template_pipeline_persist() -> None:
+    # Go's multi_test.go "variable declared by template".
+    source = '<<define "x">><<.>><<end>><<template "x" $v := .GroupBySlice>>,<<index $v 1>>'
+    assert render(source) == "[resource extra groups],extra"
+
+
+def test_recursion_with_a_base_case() -> None:
+    source = (
+        '<<define "join">><<index . 0>><<if gt (len .) 1>>,<<template "join" (slice . 1)>>'
+        '<<end>><<end>>sum by (<<template "join" .GroupBySlice>>) (<<.Series>>)'
+    )
+    assert render(source) == "sum by (resource,extra,groups) (foo)"
+    assert render(source, {"Series": "x", "GroupBySlice": ["pod"]}) == "sum by (pod) (x)"
+
+
+def test_block_defines_and_executes() -> None:
+    assert render('a(<<block "inner" .Series>>bar(<<.>>)baz<<end>>)b') == "a(bar(foo)baz)b"
+    assert render('<<block "b" .GroupBy>><<.>><<end>>|<<template "b" "again">>') == "pod|again"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        # Tree.add: an empty (white space only) definition gives way to a later one...
+        pytest.param(
+            'a(<<block "inner" .Series>> \n <<end>>)<<define "inner">>foo<<.>><<end>>',
+            "a(foofoo)",
+            id="empty-block-then-define",
+        ),
+        pytest.param(
+            '<<define "a">> <<end>><<define "a">>x<<end>><<template "a">>',
+            "x",
+            id="empty-then-define",
+        ),
+        # ... and an empty one does not replace a definition.
+        pytest.param(
+            '<<define "inner">>foo<<.>><<end>>a(<<block "inner" .GroupBy>><<end>>)',
+            "a(foopod)",
+            id="define-then-empty-block",
+        ),
+        pytest.param(
+            '<<define "a">>x<<end>><<define "a">><</* only a comment */>><<end>><<template "a">>',
+            "x",
+            id="define-then-comment-only",
+        ),
+        pytest.param('<<define "e">><<end>>a<<template "e" .>>b', "ab", id="empty-definition"),
+        # parse.Parse adds the top-level tree last: when only definitions surround it, a
+        # definition of the template's own name is what Execute runs.
+        pytest.param(
+            '\n<<define "metrics-query">>sum(<<.Series>>)<<end>>\n', "sum(foo)", id="define-self"
+        ),
+        pytest.param(
+            '<<define "metrics-query">>a<<if .>><<template "metrics-query" false>><<end>><<end>>',
+            "aa",
+            id="define-self-recursive",
+        ),
+        pytest.param(
+            '<<template "late" .Series>><<define "late">>late <<.>><<end>>',
+            "late foo",
+            id="defined-after-use",
+        ),
+    ],
+)
+def test_definitions_in_one_source(source: str, expected: str) -> None:
+    assert render(source) == expected
+
+
+def test_template_not_defined_fails_only_when_reached() -> None:
+    template = compile_template('<<if .Series>><<template "nope" .>><<end>>ok', QUERY_FIELDS)
+    assert template.render({}) == "ok"
+    with pytest.raises(TemplateExecError) as info:
+        template.render({"Series": "x"})
+    assert str(info.value) == (
+        'template: template:1:25: executing "template" at <{{template "nope" .}}>:'
+        ' template "nope" not defined'
+    )
+
+
+def test_maximum_template_depth() -> None:
+    # exec_test.go TestMaxExecDepth: walkTemplate fails at maxExecDepth (100000) calls.
+    template = compile_template('<<define "t">><<template "t" .>><<end>><<template "t" .>>', {})
+    with pytest.raises(TemplateExecError) as info:
+        template.render({})
+    assert str(info.value) == (
+        'template: template:1:25: executing "t" at <{{template "t" .}}>:'
+        " exceeded maximum template depth (100000)"
+    )
+
+
+def test_depth_limit_counts_nested_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(go_template_exec, "MAX_EXEC_DEPTH", 3)
+    # Recursing over a list of n calls the template n + 1 times, nested.
+    template = compile_template(
+        '<<define "r">><<if .>><<template "r" (slice . 1)>><<end>><<end>><<template "r" .A>>',
+        {"A": FieldKind.STRING_LIST},
+    )
+    assert template.render({"A": ["x", "y"]}) == ""
+    with pytest.raises(TemplateExecError, match=r"exceeded maximum template depth \(3\)$"):
+        template.render({"A": ["x", "y", "z"]})
+
+
+def test_depth_check_comes_before_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(go_template_exec, "MAX_EXEC_DEPTH", 1)
+    template = compile_template(
+        '<<define "a">><<template "b" (index .GroupBySlice 9)>><<end>><<define "b">><<end>>'
+        '<<template "a" .>>',
+        QUERY_FIELDS,
+    )
+    with pytest.raises(TemplateExecError, match="exceeded maximum template depth"):
+        template.render(DATA)
+
+
+def test_break_and_continue_around_template_calls() -> None:
+    source = (
+        '<<define "x">>[<<.>>]<<end>><<range $i, $e := .GroupBySlice>>'
+        '<<if eq $i 1>><<continue>><<end>><<template "x" $e>><<if eq $i 2>><<break>><<end>>'
+        "<<end>>"
+    )
+    assert render(source) == "[resource][groups]"
+    assert render(source, {"GroupBySlice": []}) == ""
+
+
+# ---------------------------------------------------------------------------------------
+# Parse errors: what Go's parse.Parse rejects fails compile_template
 
 
 @pytest.mark.parametrize(
@@ -496,8 +648,6 @@ def test_missing_fields_read_as_zero_values() -> None:
         pytest.param(
             "<<$x>>", 'template: metrics-query:1: undefined variable "$x"', id="undefined-var"
         ),
-        pytest.param("<<$x = 1>>", 'undefined variable "$x"', id="assign-undeclared"),
-        pytest.param("<<$x := $x>>", 'undefined variable "$x"', id="self-reference"),
         pytest.param(
             "<<if 1>><<$y := 1>><<end>><<$y>>", 'undefined variable "$y"', id="out-of-scope-if"
         ),
@@ -507,16 +657,109 @@ def test_missing_fields_read_as_zero_values() -> None:
             id="out-of-scope-range",
         ),
         pytest.param("<<break>>", "{{break}} outside {{range}}", id="break-outside-range"),
-        pytest.param('<<define "x">>a<<end>>', "{{define}} is not supported", id="define"),
-        pytest.param('<<template "x">>', "{{template}} is not supported", id="template"),
+        # define, template and block (parse.go parseDefinition, templateControl,
+        # blockControl, Tree.add).
+        pytest.param(
+            '<<define "x">>a', "template: metrics-query:1: unexpected EOF", id="define-no-end"
+        ),
+        pytest.param(
+            "<<define x>>a<<end>>",
+            'template: metrics-query:1: unexpected "x" in define clause',
+            id="define-unquoted-name",
+        ),
+        pytest.param(
+            '<<define "x" 1>>a<<end>>',
+            'template: metrics-query:1: unexpected "1" in define clause',
+            id="define-extra-argument",
+        ),
+        pytest.param(
+            '<<define "x">>a<<else>>b<<end>>',
+            "template: metrics-query:1: unexpected {{else}} in define clause",
+            id="define-else",
+        ),
+        pytest.param(
+            '<<if true>><<define "x">>a<<end>><<end>>',
+            "template: metrics-query:1: unexpected <define> in command",
+            id="define-not-top-level",
+        ),
+        pytest.param(
+            '<<define "a">>1<<end>>\n<<define "a">>2<<end>>',
+            'template: metrics-query:2: template: multiple definition of template "a"',
+            id="define-twice",
+        ),
+        pytest.param(
+            'x<<define "metrics-query">>y<<end>>',
+            'template: metrics-query:1: template: multiple definition of template "metrics-query"',
+            id="define-the-template-itself",
+        ),
+        pytest.param(
+            '<<block "a" .>>1<<end>><<define "a">>2<<end>>',
+            'template: metrics-query:1: template: multiple definition of template "a"',
+            id="block-then-define",
+        ),
+        pytest.param(
+            "<<template x>>",
+            'template: metrics-query:1: unexpected "x" in template clause',
+            id="template-unquoted-name",
+        ),
+        pytest.param(
+            '<<template "x" | .Series>>',
+            'template: metrics-query:1: unexpected "|" in template clause',
+            id="template-bad-pipeline",
+        ),
+        pytest.param(
+            '<<block "x">>a<<end>>',
+            "template: metrics-query:1: missing value for block clause",
+            id="block-without-pipeline",
+        ),
+        pytest.param(
+            '<<block "x" .>>\na<<else>>b<<end>>',
+            "template: metrics-query:1: unexpected {{else}} in block clause",
+            id="block-else",
+        ),
+        pytest.param(
+            '<<$x := 1>><<define "d">><<$x>><<end>>',
+            'template: metrics-query:1: undefined variable "$x"',
+            id="define-sees-only-dollar",
+        ),
+        pytest.param(
+            '<<$x := 1>><<block "b" .>><<$x>><<end>>',
+            'template: metrics-query:1: undefined variable "$x"',
+            id="block-sees-only-dollar",
+        ),
+        pytest.param(
+            '<<range .GroupBySlice>><<block "b" .>><<break>><<end>><<end>>',
+            "template: metrics-query:1: {{break}} outside {{range}}",
+            id="block-is-outside-range",
+        ),
+    ],
+)
+def test_parse_errors(source: str, message: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        compile_template(source, QUERY_FIELDS, name="metrics-query")
+    assert message in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Errors Go reports only when execution reaches them: found at compile time where the
+# types are known, listed in deferred_errors, raised when rendering reaches them.
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
         pytest.param(
             "<<.Foo>>",
             'template: metrics-query:1:2: executing "metrics-query" at <.Foo>: can\'t evaluate'
-            " field Foo in type naming.queryTemplateArgs (its fields are: Series, LabelMatchers,"
-            " LabelValuesByName, GroupBy, GroupBySlice)",
+            " field Foo in type naming.queryTemplateArgs",
             id="unknown-field",
         ),
-        pytest.param("x\n<<.Series.Foo>>", "metrics-query:2:9:", id="field-on-string-location"),
+        pytest.param(
+            "x\n<<.Series.Foo>>",
+            'template: metrics-query:2:9: executing "metrics-query" at <.Series.Foo>: can\'t'
+            " evaluate field Foo in type string",
+            id="field-on-string-location",
+        ),
         pytest.param(
             "<<range .GroupBySlice>><<.Foo>><<end>>",
             "can't evaluate field Foo in type string",
@@ -529,24 +772,139 @@ def test_missing_fields_read_as_zero_values() -> None:
         ),
         pytest.param("<<with $>><<.Nope>><<end>>", "can't evaluate field Nope", id="with-root"),
         pytest.param("<<.GroupBySlice.Foo>>", "in type []string", id="field-on-list"),
-        pytest.param("<<.Series 1>>", "Series has arguments but cannot be invoked", id="args"),
-        pytest.param("<<.Series | .GroupBy>>", "GroupBy has arguments", id="piped-to-field"),
-        pytest.param("<<1 2>>", "can't give argument to non-function 1", id="non-function"),
-        pytest.param("<<nil>>", "nil is not a command", id="nil-command"),
-        pytest.param("<<len>>", "wrong number of args for len: want 1 got 0", id="arity"),
+        pytest.param(
+            # evalChainNode: the state is at the last node of the chained pipeline.
+            "<<(.Series).Foo>>",
+            'executing "metrics-query" at <.Series>: can\'t evaluate field Foo in type string',
+            id="field-of-chain",
+        ),
+        pytest.param(
+            "<<.Series 1>>",
+            "at <.Series>: Series has arguments but cannot be invoked as function",
+            id="args",
+        ),
+        pytest.param(
+            "<<.Series | .GroupBy>>",
+            "at <.GroupBy>: GroupBy has arguments but cannot be invoked as function",
+            id="piped-to-field",
+        ),
+        pytest.param(
+            "<<.LabelValuesByName.a 1>>",
+            "at <.LabelValuesByName.a>: a is not a method but has arguments",
+            id="map-key-args",
+        ),
+        pytest.param("<<1 2>>", "at <1>: can't give argument to non-function 1", id="non-function"),
+        pytest.param("<<nil>>", "at <nil>: nil is not a command", id="nil-command"),
+        pytest.param("<<len>>", "at <len>: wrong number of args for len: want 1 got 0", id="arity"),
         pytest.param(
             "<<and>>", "wrong number of args for and: want at least 1 got 0", id="arity-variadic"
         ),
-        pytest.param("<<printf 1>>", "expected string; found 1", id="printf-literal-format"),
         pytest.param(
-            "<<printf .GroupBySlice>>", "expected string; got []string", id="printf-format-type"
+            "<<printf 1>>", "at <1>: expected string; found 1", id="printf-literal-format"
+        ),
+        pytest.param(
+            "<<printf nil>>", "at <nil>: cannot assign nil to string", id="printf-nil-format"
+        ),
+        pytest.param(
+            "<<printf .GroupBySlice>>",
+            "at <.GroupBySlice>: wrong type for value; expected string; got []string",
+            id="printf-format-type",
+        ),
+        pytest.param(
+            # evalArg: after evaluating (len ...), the state is at its last argument.
+            "<<printf (len .GroupBySlice)>>",
+            "at <.GroupBySlice>: wrong type for value; expected string; got int",
+            id="printf-format-type-of-pipeline",
+        ),
+        pytest.param(
+            "<<.GroupBySlice | printf>>",
+            "at <printf>: wrong type for value; expected string; got []string",
+            id="printf-piped-format-type",
+        ),
+        pytest.param(
+            # parse.go declares $x before parsing the pipeline; exec only after it.
+            "<<$x := $x>>",
+            'template: metrics-query:1:8: executing "metrics-query" at <$x>: undefined'
+            " variable: $x",
+            id="self-reference",
+        ),
+        pytest.param(
+            # parse.go accepts assigning any variable; exec's setVar fails after the
+            # pipeline, at its last node.
+            "<<$x = 1>>",
+            'template: metrics-query:1:7: executing "metrics-query" at <1>: undefined variable: $x',
+            id="assign-undeclared",
+        ),
+        pytest.param(
+            '<<template "x">>',
+            'template: metrics-query:1:11: executing "metrics-query" at <{{template "x"}}>:'
+            ' template "x" not defined',
+            id="template-not-defined",
+        ),
+        pytest.param(
+            '<<define "d">>\n<<.Nope>><<end>><<template "d" .>>',
+            'template: metrics-query:2:2: executing "d" at <.Nope>: can\'t evaluate field Nope'
+            " in type naming.queryTemplateArgs",
+            id="in-called-template",
+        ),
+        pytest.param(
+            '<<define "d">><<.Nope>><<end>><<template "d" .Series>>',
+            'executing "d" at <.Nope>: can\'t evaluate field Nope in type string',
+            id="in-template-called-with-string",
         ),
     ],
 )
-def test_compile_errors(source: str, message: str) -> None:
-    with pytest.raises(TemplateError) as info:
-        compile_template(source, QUERY_FIELDS, name="metrics-query")
-    assert message in str(info.value)
+def test_deferred_errors(source: str, message: str) -> None:
+    template = compile_template(source, QUERY_FIELDS, name="metrics-query")
+    assert len(template.deferred_errors) == 1
+    assert message in template.deferred_errors[0]
+    with pytest.raises(TemplateExecError) as info:
+        template.render(DATA)
+    assert str(info.value) == template.deferred_errors[0]
+    # As in Go, the template is usable as long as execution does not reach the mistake.
+    definitions, _, body = source.rpartition("<<end>>") if "define" in source else ("", "", source)
+    skipped = compile_template(f"{definitions}{_}<<if false>>{body}<<end>>ok", QUERY_FIELDS)
+    assert skipped.render(DATA) == "ok"
+
+
+def test_deferred_errors_in_source_order_and_only_where_reached() -> None:
+    template = compile_template(
+        "<<if .GroupBy>><<.Serie>><<else>><<.Group>><<end>>", QUERY_FIELDS, name="q"
+    )
+    assert template.deferred_errors == (
+        'template: q:1:17: executing "q" at <.Serie>: can\'t evaluate field Serie in type'
+        " naming.queryTemplateArgs",
+        'template: q:1:35: executing "q" at <.Group>: can\'t evaluate field Group in type'
+        " naming.queryTemplateArgs",
+    )
+    with pytest.raises(TemplateExecError, match="Serie"):
+        template.render({"GroupBy": "pod"})
+    with pytest.raises(TemplateExecError, match="Group in type"):
+        template.render({})
+
+
+def test_deferred_error_comes_after_what_go_evaluates_first() -> None:
+    # The index error happens before the chained field is looked at, as in Go.
+    template = compile_template("<<(index .GroupBySlice 9).Foo>>", QUERY_FIELDS)
+    with pytest.raises(TemplateExecError, match="index out of range: 9"):
+        template.render(DATA)
+    # evalChainNode: the state is at the last argument of the chained pipeline.
+    with pytest.raises(TemplateExecError, match="at <9>: can't evaluate field Foo in type str"):
+        template.render({"GroupBySlice": ["a"] * 10})
+
+
+def test_field_of_missing_map_key_is_no_value() -> None:
+    # evalField: an invalid receiver (a missing key) gives no value, even with arguments.
+    assert render("<<.LabelValuesByName.nope.Foo>>") == "<no value>"
+    assert render("<<.LabelValuesByName.nope.Foo 1>>") == "<no value>"
+    with pytest.raises(TemplateExecError, match="can't evaluate field Foo in type string"):
+        render("<<.LabelValuesByName.resource.Foo>>")
+
+
+def test_no_deferred_errors_for_correct_or_uncalled_templates() -> None:
+    assert compile_template("<<.Series>>", QUERY_FIELDS).deferred_errors == ()
+    # A definition nothing calls is never executed.
+    assert compile_template('<<define "x">><<.Nope>><<end>>a', QUERY_FIELDS).deferred_errors == ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -626,8 +984,9 @@ def test_fields_must_be_field_kinds() -> None:
 
 def test_anonymous_struct_type_name() -> None:
     fields = {"A": FieldKind.STRING, "B": FieldKind.STRING_LIST}
-    with pytest.raises(TemplateError, match=r"in type struct \{ A string; B \[\]string \}"):
-        compile_template("<<.C>>", fields)
+    template = compile_template("<<.C>>", fields)
+    with pytest.raises(TemplateExecError, match=r"in type struct \{ A string; B \[\]string \}$"):
+        template.render({})
 
 
 # ---------------------------------------------------------------------------------------
@@ -665,6 +1024,38 @@ ORACLE_TEMPLATES = [
     '<<.Series | printf "%s!">> <<"x" | printf "%s-%s" "y">> <<.GroupBySlice | len>>',
     '<<html 1 2 "<">> <<js "a\'b">> <<urlquery "a b&c">>',
     '<<printf "%v %v" .GroupBySlice .LabelValuesByName>>',
+    # Named templates.
+    '<<define "a">>[<<template "b" .>>]<<end>><<define "b">>(<<.>>)<<end>><<template "a" .Series>>',
+    '<<define "r">><<if .>><<index . 0>>,<<template "r" (slice . 1)>><<end>><<end>>'
+    '<<template "r" .GroupBySlice>>',
+    '<<define "r">><<- if . ->><<template "r" (slice . 1)>><<index . 0>><<end>><<end>>'
+    '(<<template "r" .Series>>)',
+    '<<define "d">><<$>>|<<$.resource>>|<<.namespaces>><<end>><<template "d" .LabelValuesByName>>',
+    '<<define "d">><<$x := .>><<range $.GroupBySlice>><<$x.Series>>.<<.>> <<end>><<end>>'
+    '<<template "d" .>>',
+    'a(<<block "inner" .Series>>bar(<<.>>)baz<<end>>)b',
+    'a(<<block "inner" .Series>> <<end>>)<<define "inner">>foo<<.>><<end>>',
+    '<<define "inner">>foo<<.>><<end>>a(<<block "inner" .GroupBy>>\n<<end>>)',
+    '<<define "x">>[<<.>>]<<end>><<template "x">>',
+    '<<define "x">>[<<.>>]<<end>><<range .GroupBySlice>><<if eq . "extra">><<break>><<end>>'
+    '<<template "x" .>><<end>>',
+    '<<define "x">>[<<.>>]<<end>><<range $i, $e := .GroupBySlice>><<if eq $i 1>><<continue>>'
+    '<<end>><<template "x" $e>><<end>>',
+    '<<define "x">>[<<.>>]<<end>><<with .GroupBy>><<template "x" .>><<end>>'
+    '<<with .LabelValuesByName.nope>>no<<else>><<template "x" "else">><<end>>',
+    '<<define "e">><<end>>a<<template "e" .>>b',
+    '<<define "a">> <<end>><<define "a">>x<<end>><<template "a">>',
+    '<<define "a">>x<<end>><<define "a">> <<end>><<template "a">>',
+    '<<define "x">><<.>><<end>><<range .LabelValuesByName>><<template "x" .>>;<<else>>none<<end>>',
+    '<<define "n">><<len .>><<end>><<template "n" .GroupBySlice>> <<template "n" .Series>>'
+    ' <<template "n" .LabelValuesByName>>',
+    '<<template "x" .Series>><<define "x">>late <<.>><<end>>',
+    '<<define "q">>sum(<<.Series>>{<<.LabelMatchers>>}) by (<<template "by" .GroupBySlice>>)'
+    '<<end>><<define "by">><<range $i, $v := .>><<if $i>>,<<end>><<$v>><<end>><<end>>'
+    '<<template "q" .>>',
+    # A mistake execution does not reach.
+    '<<if false>><<.Serie>><<.Series.Foo>><<len>><<template "nope">><<end>>ok',
+    '<<define "x">><<.Nope>><<end>><<if .LabelValuesByName.nope>><<template "x" .>><<end>>ok',
 ]
 
 
@@ -679,6 +1070,66 @@ def test_matches_gotpl_oracle(source: str) -> None:
     )
     expected = gotpl.Template(source, delimiters=("<<", ">>")).render(data)
     assert render(source) == expected
+
+
+class _NoSuchField(Exception):
+    pass
+
+
+class _OracleStruct:
+    """gotpl data with Go's struct semantics: a field the struct lacks is an error."""
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self.values = values
+
+    def __gotemplate_lookup__(self, field: str) -> object:
+        if field not in self.values:
+            raise _NoSuchField(f"can't evaluate field {field}")
+        return self.values[field]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        pytest.param(
+            "a<<if .Series>><<.Serie>><<end>>",
+            'template: metrics-query:1:17: executing "metrics-query" at <.Serie>: can\'t'
+            " evaluate field Serie in type naming.queryTemplateArgs",
+            id="bad-field-reached",
+        ),
+        pytest.param(
+            '<<define "x">><<.Nope>><<end>><<with .GroupBy>><<template "x" $>><<end>>',
+            'template: metrics-query:1:16: executing "x" at <.Nope>: can\'t evaluate field'
+            " Nope in type naming.queryTemplateArgs",
+            id="bad-field-in-called-template",
+        ),
+        pytest.param(
+            'a<<if .Series>><<template "nope" .>><<end>>',
+            'template: metrics-query:1:26: executing "metrics-query" at <{{template "nope" .}}>:'
+            ' template "nope" not defined',
+            id="template-not-defined",
+        ),
+        pytest.param(
+            '<<define "t">><<template "t" .>><<end>><<if .Series>><<template "t" .>><<end>>',
+            'template: metrics-query:1:25: executing "t" at <{{template "t" .}}>: exceeded'
+            " maximum template depth (100000)",
+            id="depth-limit",
+        ),
+    ],
+)
+def test_exec_error_where_gotpl_fails(source: str, message: str) -> None:
+    gotpl = pytest.importorskip("gotpl")
+    oracle = gotpl.Template(source, delimiters=("<<", ">>"), name="metrics-query")
+    with pytest.raises((gotpl.TemplateError, _NoSuchField)):
+        oracle.render(_OracleStruct(DATA))
+    # ... and gotpl renders it where execution does not reach the mistake.
+    assert oracle.render(_OracleStruct({**DATA, "Series": "", "GroupBy": ""})) == render(
+        source, {"Series": "", "GroupBy": ""}
+    )
+    # gotpl's message is its own; this one is Go's (exec.go evalField, ErrorContext).
+    with pytest.raises(TemplateExecError) as info:
+        render(source)
+    assert str(info.value) == message
 
 
 # Where gotpl is not Go: the expected values follow Go's fmt/format.go, fmt/print.go
@@ -698,6 +1149,16 @@ GOTPL_DIFFERS_FROM_GO = [
     pytest.param('<<printf "%s" .LabelValuesByName.x>>', "%!s(<nil>)", id="nil-bad-verb"),
     # eq: comparing with no value is false, not an error (Go 1.18+ funcs.go).
     pytest.param('<<eq .LabelValuesByName.x "x">>', "false", id="eq-no-value"),
+    # parse.go templateControl parses a pipeline, declarations included (multi_test.go
+    # "variable declared by template"); gotpl rejects the declaration.
+    pytest.param(
+        '<<define "x">><<.>><<end>><<template "x" $v := .GroupBySlice>>,<<index $v 1>>',
+        "[resource extra groups],extra",
+        id="template-pipeline-declares",
+    ),
+    # parse.go Tree.add: the top-level tree is added last, so a definition of its own name
+    # is what runs when the rest is empty, and is a second definition when it is not.
+    pytest.param('<<define "metrics-query">>D<<end>>', "D", id="define-self"),
 ]
 
 

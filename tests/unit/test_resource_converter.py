@@ -161,7 +161,14 @@ def test_custom_resource_from_a_live_mapper() -> None:
             id="no-resource",
         ),
         pytest.param("<<.Resource", "unable to parse label template", id="syntax"),
-        pytest.param("<<.Kind>>", "unable to parse label template", id="unknown-field"),
+        pytest.param(
+            # Go's parser accepts it; newLabelGroupResExtractor executes the template at
+            # start-up and fails.
+            "<<.Kind>>",
+            "unable to convert label template to matcher: template: resource-label:1:2: executing"
+            ' "resource-label" at <.Kind>: can\'t evaluate field Kind in type schema.GroupResource',
+            id="unknown-field",
+        ),
         pytest.param(
             "<<.Resource>>(",
             "unable to convert label template to matcher: error parsing regexp",
@@ -172,3 +179,20 @@ def test_custom_resource_from_a_live_mapper() -> None:
 def test_template_errors(template: str, message: str) -> None:
     with pytest.raises(NamingError, match=message.replace("(", r"\(")):
         new_resource_converter(MAPPER, template, {})
+
+
+def test_template_mistake_not_reached_at_start_up_fails_that_label_only() -> None:
+    # Go executes the template at start-up with the capture groups only; the rest is
+    # executed per resource, and fails only where it reaches the mistake.
+    template = '<<.Resource>><<if eq .Group "apps">><<.Kind>><<end>>'
+    built, _ = new_resource_converter(MAPPER, template, {})
+    assert built.template is not None
+    assert len(built.template.deferred_errors) == 1
+    assert built.label_for_resource(GroupResource("", "pods")) == "pod"
+    with pytest.raises(NamingError) as info:
+        built.label_for_resource(GroupResource("apps", "deployments"))
+    assert str(info.value) == (
+        "unable to convert resource deployments.apps into label: template: resource-label:1:"
+        '38: executing "resource-label" at <.Kind>: can\'t evaluate field Kind in type'
+        " schema.GroupResource"
+    )

@@ -246,26 +246,112 @@ def test_empty_metrics_query_loads_with_a_warning_and_never_builds(tmp_path: Pat
         external.query.build_external("queue_depth", "ns", EVERYTHING)
 
 
-def test_template_that_can_never_render_loads_with_a_warning(tmp_path: Path) -> None:
-    # Go's parser accepts an unknown field; Go fails on it when executing, on every request.
+def test_template_mistake_go_finds_only_when_executing_loads_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    # Go's parser accepts an unknown field; Go fails on it when executing reaches it.
     compiled = load_text(
         tmp_path,
-        "rules:\n- {seriesQuery: x, metricsQuery: 'sum(<<.Serie>>)', "
-        "resources: {template: '<<.Resource>>'}}\n",
+        """
+        rules:
+        - seriesQuery: x
+          metricsQuery: 'sum(<<if .LabelValuesByName.nope>><<.Serie>><<else>><<.Series>><<end>>)'
+          resources: {template: '<<.Resource>>'}
+        externalRules:
+        - seriesQuery: y
+          metricsQuery: '<<.Series>><<if eq .Series "bad">><<index .GroupBySlice 1 2 3>><<end>>'
+          resources: {namespaced: false}
+        """,
     )
     exec_error = (
-        'template: metrics-query:1:6: executing "metrics-query" at <.Serie>: can\'t evaluate '
-        "field Serie in type naming.queryTemplateArgs (its fields are: Series, LabelMatchers, "
-        "LabelValuesByName, GroupBy, GroupBySlice)"
+        'template: metrics-query:1:36: executing "metrics-query" at <.Serie>: can\'t evaluate '
+        "field Serie in type naming.queryTemplateArgs"
     )
-    assert [(w.path, w.reason) for w in compiled.warnings] == [
-        ("rules[0].metricsQuery", f"cannot be rendered ({exec_error}), so {CUSTOM_404} {AS_IN_GO}")
+    assert [(w.path, w.line, w.reason) for w in compiled.warnings] == [
+        (
+            "rules[0].metricsQuery",
+            4,
+            f"has a mistake Go reports only when executing the template reaches it ({exec_error}), "
+            'so each request whose query reaches it is answered 404 "the server could not find '
+            f'the metric ..." {AS_IN_GO}',
+        ),
     ]
     query = compiled.rules[0].query
-    assert query.template.source == "sum(<<.Serie>>)"
-    with pytest.raises(UnusableQueryError) as excinfo:
-        query.build("x", PODS, "ns", ["p"], EVERYTHING)
-    assert str(excinfo.value) == f"rules[0].metricsQuery cannot be rendered: {exec_error}"
+    assert query.build("x", PODS, "ns", ["p"], EVERYTHING) == "sum(x)"
+    selector = parse_selector("nope=1")
+    with pytest.raises(NamingError) as excinfo:
+        query.build("x", PODS, "ns", ["p"], selector)
+    assert not isinstance(excinfo.value, UnusableQueryError)
+    assert str(excinfo.value) == exec_error
+    # A mistake the types do not show (index into a string) is found by executing only.
+    external = compiled.external_rules[0].query
+    assert external.build_external("ok", "ns", EVERYTHING) == "ok"
+    with pytest.raises(NamingError, match="error calling index"):
+        external.build_external("bad", "ns", EVERYTHING)
+
+
+def test_every_deferred_mistake_is_a_warning(tmp_path: Path) -> None:
+    compiled = load_text(
+        tmp_path,
+        """
+        rules:
+        - seriesQuery: x
+          metricsQuery: '<<template "nope">><<if false>><<len>><<end>>'
+          resources: {template: '<<.Resource>><<if eq .Resource "pod">><<.Kind>><<end>>'}
+        resourceRules:
+          cpu:
+            containerQuery: '<<.Foo>>'
+            nodeQuery: x
+            resources: {template: '<<.Resource>>'}
+            containerLabel: container
+          memory:
+            containerQuery: x
+            nodeQuery: '<<.GroupBy 1>>'
+            resources: {template: '<<.Resource>>'}
+            containerLabel: container
+        """,
+    )
+    warnings = [(w.path, w.reason.split(" (template: ")[0]) for w in compiled.warnings]
+    mistake = "has a mistake Go reports only when executing the template reaches it"
+    assert warnings == [
+        ("rules[0].resources.template", mistake),
+        ("rules[0].metricsQuery", mistake),
+        ("rules[0].metricsQuery", mistake),
+        ("resourceRules.cpu.containerQuery", mistake),
+        ("resourceRules.memory.nodeQuery", mistake),
+    ]
+    reasons = [w.reason for w in compiled.warnings]
+    assert 'executing "resource-label" at <.Kind>: can\'t evaluate field Kind' in reasons[0]
+    label_failure = "so each request that needs the label of a resource for which it does fails"
+    assert label_failure in reasons[0]
+    assert 'template "nope" not defined' in reasons[1]
+    assert "wrong number of args for len: want 1 got 0" in reasons[2]
+    assert "leaves its pods out of metrics.k8s.io lists, and a named pod is 404" in reasons[3]
+    assert "GroupBy has arguments but cannot be invoked as function" in reasons[4]
+    assert "leaves its nodes out of metrics.k8s.io lists, and a named node is 404" in reasons[4]
+    converter = compiled.rules[0].converter
+    assert converter.label_for_resource(GroupResource("apps", "deployments")) == "deployment"
+    with pytest.raises(NamingError, match="can't evaluate field Kind"):
+        converter.label_for_resource(PODS)
+
+
+def test_named_templates_in_metrics_query(tmp_path: Path) -> None:
+    compiled = load_text(
+        tmp_path,
+        """
+        rules:
+        - seriesQuery: x
+          resources: {template: '<<.Resource>>'}
+          metricsQuery: |
+            <<- define "by" ->>
+              <<- range $i, $v := . >><<if $i>>, <<end>><<$v>><<end ->>
+            <<- end ->>
+            sum(<<block "selector" .>><<.Series>>{<<.LabelMatchers>>}<<end>>) by (<<template "by" .GroupBySlice>>)
+        """,
+    )
+    assert compiled.warnings == ()
+    query = compiled.rules[0].query.build("x", PODS, "ns", ["p"], EVERYTHING)
+    assert query == 'sum(x{namespace="ns",pod="p"}) by (pod)\n'
 
 
 def test_resource_rules_with_only_cpu_load_with_a_warning(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 A rule without `metricsQuery`: the metric is listed; a custom-metrics request is 404 (Go's
 registry cannot build the query and answers "not found"), an external one is 500 "unable to
 fetch metrics" (Go's external provider), each with the rule named in the message and nothing
-sent to Prometheus. `resourceRules` with only cpu: metrics.k8s.io answers empty lists and
+sent to Prometheus. A `metricsQuery` with a mistake Go reports only when executing reaches it
+(an unknown field): requests whose query does not reach it are served, the others are
+answered as Go answers them. `resourceRules` with only cpu: metrics.k8s.io answers empty lists and
 404s, as Go's resource provider skips every namespace and node whose queries cannot be built.
 """
 
@@ -42,6 +44,19 @@ NO_METRICS_QUERY = """
     - seriesQuery: 'queue_depth{namespace!=""}'
       resources: {overrides: {namespace: {resource: namespace}}}
       metricsQuery: ""
+"""
+
+MISTAKE_IN_A_BRANCH = """
+    rules:
+    - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
+      resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
+      metricsQuery: >-
+        <<if eq (index .LabelValuesByName "pod") "p1">>sum(<<.Series>>{<<.LabelMatchers>>})
+        by (<<.GroupBy>>)<<else>><<.Serie>><<end>>
+    externalRules:
+    - seriesQuery: 'queue_depth{namespace!=""}'
+      resources: {overrides: {namespace: {resource: namespace}}}
+      metricsQuery: '<<.Serie>>'
 """
 
 ONLY_CPU = """
@@ -84,7 +99,15 @@ async def prometheus() -> FakePrometheus:
 
 @pytest.fixture
 async def metrics_client(tmp_path: Path, prometheus: FakePrometheus) -> AsyncIterator[Client]:
-    compiled = compile_text(tmp_path, NO_METRICS_QUERY)
+    async with rules_client(compile_text(tmp_path, NO_METRICS_QUERY), prometheus) as client:
+        yield client
+
+
+@asynccontextmanager
+async def rules_client(
+    compiled: CompiledConfig, prometheus: FakePrometheus
+) -> AsyncIterator[Client]:
+    """The custom and external metrics APIs serving one custom and one external rule."""
     registry = build_registry(
         compiled.rules,
         compiled.external_rules,
@@ -97,7 +120,12 @@ async def metrics_client(tmp_path: Path, prometheus: FakePrometheus) -> AsyncIte
             ],
         },
     )
-    series = FakeSeries([{"__name__": "http_requests_total", "namespace": "demo", "pod": "p1"}])
+    series = FakeSeries(
+        [
+            {"__name__": "http_requests_total", "namespace": "demo", "pod": "p1"},
+            {"__name__": "http_requests_total", "namespace": "demo", "pod": "p2"},
+        ]
+    )
     state = ServerState(
         metrics=AdapterMetrics(),
         custom=CustomMetricsProvider(
@@ -183,6 +211,37 @@ async def test_external_request_without_metrics_query_is_500(
         ),
     )
     assert prometheus.queries == []
+
+
+async def test_a_mistake_only_fails_the_requests_that_reach_it(
+    tmp_path: Path, prometheus: FakePrometheus
+) -> None:
+    compiled = compile_text(tmp_path, MISTAKE_IN_A_BRANCH)
+    assert [w.path for w in compiled.warnings] == [
+        "rules[0].metricsQuery",
+        "externalRules[0].metricsQuery",
+    ]
+    served = 'sum(http_requests_total{namespace="demo",pod="p1"}) by (pod)'
+    prometheus.answers[served] = [Sample({"pod": "p1"}, 2.0, NOW)]
+    base = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/demo/pods"
+    async with rules_client(compiled, prometheus) as client:
+        code, body = await get_json(client, f"{base}/p1/http_requests_total")
+        assert (code, [item["value"] for item in body["items"]]) == (200, ["2"])
+        # Go's registry answers "not found" when it cannot build the query.
+        assert await get_json(client, f"{base}/p2/http_requests_total") == (
+            404,
+            status(
+                404,
+                "NotFound",
+                "the server could not find the metric http_requests_total for pods",
+            ),
+        )
+        path = "/apis/external.metrics.k8s.io/v1beta1/namespaces/demo/queue_depth"
+        assert await get_json(client, path) == (
+            500,
+            status(500, "InternalError", "Internal error occurred: unable to fetch metrics"),
+        )
+    assert [query for query, _ in prometheus.queries] == [served]
 
 
 @asynccontextmanager

@@ -29,6 +29,10 @@ rules:
 - seriesQuery: 'cpu_seconds{namespace!="",pod!=""}'
   resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
   metricsQuery: '<<.Series>>{<<.LabelMatchers>>} / scalar(count(<<.Series>>{<<.LabelMatchers>>}))'
+- seriesQuery: 'named_only{namespace!="",pod!=""}'
+  resources: {overrides: {namespace: {resource: namespace}, pod: {resource: pod}}}
+  # Renders with object names; without them (namespace-wide) it reaches a bad field.
+  metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)<<if not .LabelValuesByName.pod>><<.Nope>><<end>>'
 """
 Q = 'x{pod="pod-1"}'
 _POD_MATCHER = re.compile(r'pod(=~|=|!=)"([^"]*)"')
@@ -161,7 +165,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> MetricRegistry:
     labels = frozenset({"namespace", "pod"})
     series = {
         rule.series_query: [SeriesShape(name, labels)]
-        for rule, name in zip(compiled.rules, ("http_requests_total", "cpu_seconds"), strict=True)
+        for rule, name in zip(
+            compiled.rules, ("http_requests_total", "cpu_seconds", "named_only"), strict=True
+        )
     }
     return build_registry(compiled.rules, compiled.external_rules, series)
 
@@ -209,3 +215,17 @@ async def test_namespace_mode_queries_per_request_for_cross_object_templates(
     assert len(fake.calls) == 4 and all('pod!=""' not in q for q, _ in fake.calls)
     warnings = [r.getMessage() for r in caplog.records if "namespace-wide" in r.getMessage()]
     assert len(warnings) == 1 and "scalar" in warnings[0]
+
+
+async def test_namespace_mode_queries_per_request_when_the_namespace_query_cannot_render(
+    registry: MetricRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakePrometheus()
+    custom = provider(registry, fake, 5.0)
+    expected = await answers(provider(registry, FakePrometheus(), 0), "named_only")
+    with caplog.at_level(logging.WARNING):
+        assert await answers(custom, "named_only") == expected
+        assert await answers(custom, "named_only") == expected
+    assert len(fake.calls) == 4 and all('pod!=""' not in q for q, _ in fake.calls)
+    warnings = [r.getMessage() for r in caplog.records if "namespace-wide" in r.getMessage()]
+    assert len(warnings) == 1 and "cannot be rendered" in warnings[0]
