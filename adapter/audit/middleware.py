@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -25,7 +25,6 @@ from aiohttp.typedefs import Handler, Middleware
 from adapter.audit.backend import Backend
 from adapter.audit.event import (
     Event,
-    ObjectReference,
     object_reference,
     response_status,
     source_ips,
@@ -53,33 +52,22 @@ REASON_ANNOTATION = "authorization.k8s.io/reason"
 
 @dataclass(slots=True)
 class _PendingEvent:
-    """The event of one request while it is being served (Go mutates one Event in place)."""
+    """The event of one request while it is being served (Go mutates one Event in place):
+    what the request said, at RequestReceived, and what serving it adds."""
 
-    level: Level
-    audit_id: str
-    request_uri: str
-    verb: str
-    user: UserInfo | None
-    source_ips: tuple[str, ...]
-    user_agent: str
-    object_ref: ObjectReference | None
-    request_received_ns: int
+    received: Event
     response_status: dict[str, Any] | None = None
     response_object: bytes | None = None
     annotations: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def level(self) -> Level:
+        return self.received.level
+
     def at(self, stage: Stage, stage_ns: int) -> Event:
-        return Event(
-            level=self.level,
-            audit_id=self.audit_id,
+        return replace(
+            self.received,
             stage=stage,
-            request_uri=self.request_uri,
-            verb=self.verb,
-            user=self.user,
-            source_ips=self.source_ips,
-            user_agent=self.user_agent,
-            object_ref=self.object_ref,
-            request_received_ns=self.request_received_ns,
             stage_ns=stage_ns,
             response_status=self.response_status,
             response_object=self.response_object,
@@ -94,7 +82,7 @@ class _PendingEvent:
                 "Failed to set annotations[%q] to %q for audit:%q, it has already been set to %q",
                 key,
                 value,
-                self.audit_id,
+                self.received.audit_id,
                 old,
             )
 
@@ -213,9 +201,10 @@ class Auditor:
         """NewEventFromRequest / LogRequestMetadata."""
         info = request_info_of(request)
         headers = request.headers
-        return _PendingEvent(
+        received = Event(
             level=level,
             audit_id=state.audit_id,
+            stage=Stage.REQUEST_RECEIVED,
             request_uri=request.raw_path,
             verb=info.verb,
             user=user,
@@ -225,7 +214,9 @@ class Auditor:
             user_agent=truncate_user_agent(headers.get("User-Agent", "")),
             object_ref=object_reference(info),
             request_received_ns=state.received_ns,
+            stage_ns=state.received_ns,
         )
+        return _PendingEvent(received)
 
     async def _emit(
         self,
