@@ -40,6 +40,8 @@ RECIPE = REPO / "scripts" / "container-recipe.sh"
 # The image's USER.
 IMAGE_UID = IMAGE_GID = 65532
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# The PATH of python:3.11-slim after the image's own bin directory.
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Building the wheels takes ~20 s here; a slow mirror can take much longer.
 RECIPE_TIMEOUT = 900
 
@@ -70,6 +72,17 @@ class ImageRoot:
     @property
     def config(self) -> Path:
         return self.config_dir / "config.yaml"
+
+    def env(self, tmp: Path) -> dict[str, str]:
+        """The image's ENV with `tmp` standing for /tmp, and nothing of the dev venv."""
+        return {
+            "PATH": f"{self.venv / 'bin'}:{_SYSTEM_PATH}",
+            "HOME": str(tmp),
+            "TMPDIR": str(tmp),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "LANG": "C.UTF-8",
+        }
 
 
 def system_python() -> str:

@@ -166,15 +166,7 @@ async def test_adapter_starts_as_the_image_would(image_root: ImageRoot, tmp_path
         shared_tmp_before = {
             d: _owned_by_image_user(d) for d in (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
         }
-        # The image's ENV, and nothing of the dev venv or this shell.
-        env = {
-            "PATH": f"{image_root.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": str(emptydir),
-            "TMPDIR": str(emptydir),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1",
-            "LANG": "C.UTF-8",
-        }
+        env = image_root.env(emptydir)  # nothing of the dev venv or this shell
         command = [
             *prefix,
             str(image_root.entrypoint),  # ENTRYPOINT ["prometheus-adapter"]

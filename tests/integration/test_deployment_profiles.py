@@ -179,16 +179,9 @@ def _pod(
         "/etc/prometheus-config": prometheus_config,
     }
     port = free_port()
-    env = {
-        "PATH": f"{image.venv / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME": str(tmp),
-        "TMPDIR": str(tmp),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "LANG": "C.UTF-8",
-        "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-        "KUBERNETES_SERVICE_PORT": str(cluster.kube.port),
-    }
+    env = image.env(tmp)
+    env["KUBERNETES_SERVICE_HOST"] = "127.0.0.1"
+    env["KUBERNETES_SERVICE_PORT"] = str(cluster.kube.port)
     remapped = []
     for arg in args:
         flag, eq, value = arg.partition("=")
