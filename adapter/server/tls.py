@@ -437,12 +437,9 @@ class _CertKeyFiles:
         self.signature: _Signature | None = None
         self._last_stat_error = ""
 
-    def load(self, contexts: Sequence[ssl.SSLContext]) -> x509.Certificate:
-        """Load the pair into each context, in order, from the same open files; the leaf.
-
-        A failed load_cert_chain can leave a context with a new certificate and no key, so a
-        live context is passed after a scratch one that takes the first failure.
-        """
+    def load(self, context: ssl.SSLContext) -> x509.Certificate:
+        """Load the pair into a context not yet serving (a failed load_cert_chain can leave
+        it with a new certificate and no key), from the same open files; the leaf."""
         try:
             cert_file = self.cert_path.open("rb")
         except OSError as err:
@@ -469,15 +466,7 @@ class _CertKeyFiles:
                     ) from None
                 cert_name = _fd_path(cert_file, self.cert_path)
                 key_name = _fd_path(key_file, self.key_path)
-                for position, context in enumerate(contexts):
-                    try:
-                        self._load_into(context, cert_name, key_name)
-                    except TLSConfigError:
-                        if position:
-                            # Only an in-place rewrite after the scratch load gets here; retry
-                            # on the next poll.
-                            self.signature = None
-                        raise
+                self._load_into(context, cert_name, key_name)
         self.signature = signature
         return leaf
 
@@ -604,9 +593,13 @@ class ServingTLS:
         # Client CAs as added (a file path or PEM data), replayed into contexts made later.
         self._client_cas: list[tuple[str | None, str | None]] = []
         self._client_ca_files: tuple[str, ...] = ()
+        # The listener's context. Every certificate, the default one after a reload included,
+        # is served from a context of its own, to which the SNI callback switches handshakes:
+        # loading a new pair over an old one would keep an old key of another type.
         self.context = self._new_context()
         self._files = _CertKeyFiles(self.cert_path, self.key_path, "serving", "serving certificate")
-        self._leaf = self._files.load([ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), self.context])
+        self._leaf = self._files.load(self.context)
+        self._default = self.context
         self._warn_if_suites_unusable(self._leaf, "serving")
         self._log_loaded("Loaded")
         self._local_ip = _local_ip_name(config.bind_address)
@@ -675,7 +668,10 @@ class ServingTLS:
         return context
 
     def _contexts(self) -> list[ssl.SSLContext]:
-        return [self.context, *(named.context for named in self._named)]
+        contexts = [self.context, *(named.context for named in self._named)]
+        if self._default is not self.context:
+            contexts.append(self._default)
+        return contexts
 
     def _warn_if_suites_unusable(self, leaf: x509.Certificate, role: str) -> None:
         if not self._ciphers or self._min_version >= ssl.TLSVersion.TLSv1_3:
@@ -708,7 +704,7 @@ class ServingTLS:
         )
         context = self._new_context()
         try:
-            leaf = files.load([context])
+            leaf = files.load(context)
         except TLSConfigError as err:
             raise TLSConfigError(f"{SNI_FLAG} {go_quote(str(flag))}: {err}") from None
         named = _NamedCertificate(flag, files, context, leaf)
@@ -770,7 +766,9 @@ class ServingTLS:
         """SNI callback: move the handshake to the context of the certificate for this name."""
         selection = self._selection
         context = selection.without_sni if server_name is None else selection.for_name(server_name)
-        if context is not None:
+        if context is None:
+            context = self._default
+        if context is not self.context:
             ssl_object.context = context
 
     # --- reloading ----------------------------------------------------------------------------
@@ -784,7 +782,7 @@ class ServingTLS:
         reloaded = self._reload_default()
         for index, named in enumerate(self._named):
             reloaded = self._reload_named(index, named) or reloaded
-        if reloaded and self._named:
+        if reloaded:
             self._selection = self._select()
         return reloaded
 
@@ -792,11 +790,14 @@ class ServingTLS:
         signature = self._files.changed()
         if signature is None:
             return False
+        context = self._new_context()
         try:
-            self._leaf = self._files.load([ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), self.context])
+            self._leaf = self._files.load(context)
         except TLSConfigError as err:
             self._files.failed(signature, err)
             return False
+        self._default = context
+        self.context.sni_callback = self._switch_context
         self._warn_if_suites_unusable(self._leaf, "serving")
         self._log_loaded("Reloaded")
         return True
@@ -808,7 +809,7 @@ class ServingTLS:
         # A fresh context: loading over the old one would keep an old key of another type.
         context = self._new_context()
         try:
-            leaf = named.files.load([context])
+            leaf = named.files.load(context)
         except TLSConfigError as err:
             named.files.failed(signature, err)
             return False

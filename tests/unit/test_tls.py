@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapter.server.tls import (
@@ -60,10 +60,16 @@ def make_ca(cn: str = "test-ca") -> tuple[x509.Certificate, ec.EllipticCurvePriv
     return cert, key
 
 
+LeafKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
 def make_leaf(
-    ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, cn: str = "adapter"
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    cn: str = "adapter",
+    key: LeafKey | None = None,
+) -> tuple[x509.Certificate, LeafKey]:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -91,7 +97,7 @@ def pem(cert: x509.Certificate) -> bytes:
 
 
 def key_pem(
-    key: ec.EllipticCurvePrivateKey,
+    key: LeafKey,
     encryption: serialization.KeySerializationEncryption | None = None,
 ) -> bytes:
     return key.private_bytes(
@@ -447,6 +453,27 @@ async def test_reload_serves_new_cert_to_new_connections_only(tmp_path: Path) ->
         serial, transport_again, _ = await fetch(kept, server)
         assert transport_again is transport
         assert serial == old_leaf.serial_number
+
+
+async def test_reload_to_another_key_type_serves_only_the_new_cert(tmp_path: Path) -> None:
+    """OpenSSL keeps one certificate per key type in a context: a new RSA pair loaded over an
+    ECDSA one would leave the old ECDSA certificate served to clients preferring ECDSA."""
+    ca, ca_key = make_ca()
+    ca_path = tmp_path / "ca.crt"
+    ca_path.write_bytes(pem(ca))
+    old_leaf, old_key = make_leaf(ca, ca_key)
+    cert_path, key_path = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert_path.write_bytes(pem(old_leaf))
+    key_path.write_bytes(key_pem(old_key))
+    tls = ServingTLS(
+        ServingCertConfig(tls_cert_file=str(cert_path), tls_private_key_file=str(key_path))
+    )
+    async with serve(tls.context) as server:
+        new_leaf, new_key = make_leaf(ca, ca_key, key=rsa.generate_private_key(65537, 2048))
+        replace_file(key_path, key_pem(new_key))
+        replace_file(cert_path, pem(new_leaf))
+        assert tls.reload_if_changed() is True
+        assert await serial_of_new_connection(server, ca_path) == new_leaf.serial_number
 
 
 async def test_broken_new_files_keep_the_old_cert(
