@@ -21,13 +21,14 @@ from adapter.check_config_live import (
     run_live,
 )
 from adapter.config.errors import ConfigError, ConfigIssue
+from adapter.flagparse import parse_value
 from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, NoResourceMatchError
 from adapter.naming.errors import NamingError
 from adapter.naming.resource_converter import ResourceConverter
 from adapter.naming.rules import CompiledConfig, MetricRule, ResourceQuery, load_rules
 from adapter.options import FLAGS, prometheus_config
 from adapter.prometheus.config import PrometheusConfigError
-from adapter.promql.duration import DurationError, format_go_duration, parse_go_duration
+from adapter.promql.duration import format_go_duration
 from adapter.promql.label_selector import EVERYTHING
 from adapter.providers.shared_queries import sharing_problem
 
@@ -416,20 +417,16 @@ _LIVE_FLAGS = (
 )
 
 
-def _duration(text: str) -> float:
-    try:
-        return parse_go_duration(text)
-    except DurationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _go_value(kind: str) -> Callable[[str], Any]:
+    """An argparse type parsing a value as the server's flags do (Go's syntax)."""
 
+    def convert(text: str) -> Any:
+        try:
+            return parse_value(kind, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-def _bool(text: str) -> bool:
-    """strconv.ParseBool, as the server's bool flags take `--flag=false`."""
-    if text in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if text in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+    return convert
 
 
 def _add_live_flags(parser: argparse.ArgumentParser) -> None:
@@ -448,12 +445,10 @@ def _add_live_flags(parser: argparse.ArgumentParser) -> None:
         kwargs: dict[str, Any] = {"dest": spec.dest, "default": default, "metavar": "string"}
         if spec.kind == "stringArray":
             kwargs.update(action="append", default=list(spec.default))
-        elif spec.kind == "duration":
-            kwargs.update(type=_duration, metavar="duration")
-        elif spec.kind in ("int", "float"):
-            kwargs.update(type=int if spec.kind == "int" else float, metavar=spec.kind)
         elif spec.kind == "bool":
-            kwargs.update(nargs="?", const=True, type=_bool, metavar="bool")
+            kwargs.update(nargs="?", const=True, type=_go_value("bool"), metavar="bool")
+        elif spec.kind != "string":
+            kwargs.update(type=_go_value(spec.kind), metavar=spec.kind)
         group.add_argument(f"--{name}", help=help_text.replace("%", "%%"), **kwargs)
 
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from adapter.promql.duration import DurationError, parse_go_duration
 from adapter.promql.go_quote import go_quote
 
-__all__ = ["FlagDefinition", "FlagError", "HelpRequested", "ParseResult", "parse"]
+__all__ = ["FlagDefinition", "FlagError", "HelpRequested", "ParseResult", "parse", "parse_value"]
 
 
 class FlagDefinition(Protocol):
@@ -454,3 +454,8 @@ _VALUE_PARSERS: dict[str, Callable[[str], Any]] = {
     "severity": _parse_severity,
     "traceLocation": _parse_trace_location,
 }
+
+
+def parse_value(kind: str, text: str) -> Any:
+    """One flag value of `kind` as Go parses it; ValueError with Go's message otherwise."""
+    return _VALUE_PARSERS[kind](text)
