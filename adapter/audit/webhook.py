@@ -10,9 +10,6 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import aiohttp
-from yarl import URL
-
 from adapter.audit.event import Event, event_list_json
 from adapter.audit.metrics import AuditMetrics
 from adapter.kube.api import KubeAPIError
@@ -39,34 +36,31 @@ class Backoff:
     steps: int = 5
 
 
-class WebhookClient(KubeClient):
-    """A KubeClient that POSTs to the kubeconfig's server URL itself (client-go's
-    `RESTClient.Post()` with no path) and accepts any 2xx answer, whatever its body."""
+class WebhookClient:
+    """POSTs to the kubeconfig's server URL itself (client-go's `RESTClient.Post()` with no
+    path), with that context's credentials, and accepts any 2xx answer, whatever its body."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self._client = client
 
     @classmethod
     def from_kubeconfig(cls, path: str) -> "WebhookClient":
-        return cls(load_kubeconfig(path), qps=0, timeout=REQUEST_TIMEOUT)
-
-    def _url(self, path: str) -> URL:
-        return self._base if not path else super()._url(path)
+        return cls(KubeClient(load_kubeconfig(path), qps=0, timeout=REQUEST_TIMEOUT))
 
     async def post_raw(self, body: bytes) -> None:
         try:
-            response = await self._send("POST", "", None, body, None, self._timeout)
+            await self._client.post_bytes("", body)
         except KubeAPIError as exc:
-            raise WebhookError(str(exc)) from None
-        try:
-            content = await response.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise WebhookError(self._redact(f"{type(exc).__name__}: {exc}")) from None
-        finally:
-            response.release()
-        if not 200 <= response.status < 300:
-            detail = self._redact(content[:200].decode("utf-8", "replace")).strip()
+            if exc.status == 0:  # not answered
+                raise WebhookError(str(exc)) from None
+            detail = exc.message.strip()
             raise WebhookError(
-                f"the audit webhook answered {response.status} {response.reason or ''}".rstrip()
+                f"the audit webhook answered {exc.status} {exc.reason}".rstrip()
                 + (f": {detail}" if detail else "")
-            )
+            ) from None
+
+    async def close(self) -> None:
+        await self._client.close()
 
 
 class WebhookBackend:

@@ -186,6 +186,11 @@ class KubeClient(PooledClient):
         status = result.get("status")
         return status if isinstance(status, dict) else {}
 
+    async def post_bytes(self, path: str, body: bytes) -> None:
+        """POST a JSON body as it is; any 2xx answer will do, whatever it holds. An empty
+        `path` is the server URL itself (a webhook's kubeconfig names its endpoint)."""
+        await self._request("POST", path, None, body, None, decode=False)
+
     async def list_metadata(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         """A list as PartialObjectMetadataList (metadata only: far smaller for pods)."""
         return await self.get(path, params, accept=PARTIAL_METADATA_LIST_ACCEPT)
@@ -199,6 +204,8 @@ class KubeClient(PooledClient):
         )
 
     def _url(self, path: str) -> URL:
+        if not path:
+            return self._base  # the server URL itself (client-go's Post() with no path)
         if not path.startswith("/"):
             path = "/" + path
         return self._base.with_path(self._base_path + path)
@@ -218,7 +225,9 @@ class KubeClient(PooledClient):
         accept: str | None,
         *,
         secrets: Sequence[str] = (),
+        decode: bool = True,
     ) -> dict[str, Any]:
+        """The decoded JSON answer (with `decode`; else {} for any 2xx answer)."""
         started = time.perf_counter()
         resp = await self._send(method, path, params, body, accept, self._timeout, secrets)
         try:
@@ -236,7 +245,7 @@ class KubeClient(PooledClient):
         _log.debug("%s %s %s (%.3fs)", method, path, resp.status, time.perf_counter() - started)
         if not 200 <= resp.status < 300:
             raise self._status_error(resp.status, resp.reason or "", content, path, secrets)
-        if not content.strip():
+        if not decode or not content.strip():
             return {}
         try:
             data = orjson.loads(content)
