@@ -14,6 +14,7 @@ __all__ = [
     "ForbiddenError",
     "InternalError",
     "MethodNotAllowedError",
+    "NotAcceptableError",
     "NotFoundError",
     "ServiceUnavailableError",
     "UnauthorizedError",
@@ -62,6 +63,11 @@ class NotFoundError(APIError):
 class MethodNotAllowedError(APIError):
     code = 405
     reason = "MethodNotAllowed"
+
+
+class NotAcceptableError(APIError):
+    code = 406
+    reason = "NotAcceptable"
 
 
 class ServiceUnavailableError(APIError):

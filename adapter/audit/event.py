@@ -105,6 +105,8 @@ class Event:
     # Raw compact JSON of the object sent back (RequestResponse level only).
     response_object: bytes | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # The user the request acted as (Impersonate-* headers), from the impersonation filter on.
+    impersonated_user: UserInfo | None = None
 
     @cached_property
     def json(self) -> bytes:
@@ -146,6 +148,8 @@ def _document(event: Event) -> dict[str, Any]:
         "verb": event.verb,
         "user": _user_json(event.user),
     }
+    if event.impersonated_user is not None:
+        doc["impersonatedUser"] = _user_json(event.impersonated_user)
     if event.source_ips:
         doc["sourceIPs"] = list(event.source_ips)
     if event.user_agent:
@@ -239,6 +243,11 @@ def legacy_line(event: Event) -> str:
         username = event.user.name
         if event.user.groups:
             groups = ",".join(go_quote(g) for g in event.user.groups)
+    as_user, as_groups = "<self>", "<lookup>"
+    if event.impersonated_user is not None:
+        as_user = event.impersonated_user.name
+        if event.impersonated_user.groups:
+            as_groups = ",".join(go_quote(g) for g in event.impersonated_user.groups)
     namespace = "<none>"
     if event.object_ref is not None and event.object_ref.namespace:
         namespace = event.object_ref.namespace
@@ -250,8 +259,9 @@ def legacy_line(event: Event) -> str:
     return (
         f"{_rfc3339_nano_local(event.request_received_ns)} AUDIT: id={q(event.audit_id)} "
         f"stage={q(event.stage.value)} ip={q(ip)} method={q(event.verb)} user={q(username)} "
-        f'groups={q(groups)} as="<self>" asgroups="<lookup>" user-agent={q(event.user_agent)} '
-        f'namespace={q(namespace)} uri={q(event.request_uri)} response="{response}"'
+        f"groups={q(groups)} as={q(as_user)} asgroups={q(as_groups)} "
+        f"user-agent={q(event.user_agent)} namespace={q(namespace)} "
+        f'uri={q(event.request_uri)} response="{response}"'
     )
 
 

@@ -2,10 +2,11 @@
 
 Go's order (pkg/server/config.go DefaultBuildHandlerChain), outermost first: AuditInit (audit
 ID, `Audit-ID` response header), ..., Authentication (its failure handler wrapped by
-WithFailedAuthenticationAudit), Audit (policy, RequestReceived, ResponseComplete, Panic), ...,
-Authorization (its decision added as annotations). `audit_chain` lays the middlewares out the
-same way around ours; with audit off it returns the authentication and authorization
-middlewares alone, so requests pay nothing for it.
+WithFailedAuthenticationAudit), Audit (policy, RequestReceived, ResponseComplete, Panic),
+Impersonation (the impersonated user added to the event), ..., Authorization (its decision added
+as annotations). `audit_chain` lays the middlewares out the same way around ours; with audit off
+it returns the authentication, impersonation and authorization middlewares alone, so requests
+pay nothing for it.
 """
 
 import base64
@@ -37,11 +38,16 @@ from adapter.auth.authorizers import Attributes, AuthorizationError, Authorizer,
 from adapter.auth.credentials import peer_certificate
 from adapter.auth.middleware import USER_KEY, request_info_of
 from adapter.auth.user import ANONYMOUS, UserInfo
-from adapter.errors import APIError, MethodNotAllowedError, UnknownError, path_not_found
 from adapter.promql.go_quote import go_quote
-from adapter.server.responses import json_response
+from adapter.server.middleware import error_response
 
-__all__ = ["AUDIT_ID_HEADER", "Auditor", "audit_chain", "audit_decisions", "error_response"]
+__all__ = [
+    "AUDIT_ID_HEADER",
+    "Auditor",
+    "audit_chain",
+    "audit_decisions",
+    "log_impersonated_user",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +65,7 @@ class _PendingEvent:
     response_status: dict[str, Any] | None = None
     response_object: bytes | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    impersonated_user: UserInfo | None = None
 
     @property
     def level(self) -> Level:
@@ -72,6 +79,7 @@ class _PendingEvent:
             response_status=self.response_status,
             response_object=self.response_object,
             annotations=dict(self.annotations),
+            impersonated_user=self.impersonated_user,
         )
 
     def annotate(self, key: str, value: str) -> None:
@@ -103,22 +111,6 @@ _AUDIT_KEY = web.RequestKey("audit", _RequestAudit)
 _CURRENT: contextvars.ContextVar[_PendingEvent | None] = contextvars.ContextVar(
     "audit_event", default=None
 )
-
-
-def error_response(exc: Exception) -> web.Response | None:
-    """The Status response error_middleware makes of an API or HTTP error (None for any other
-    exception): the audit filter needs the code and Status before that middleware runs."""
-    if isinstance(exc, APIError):
-        return json_response(exc.status(), status=exc.code)
-    if isinstance(exc, web.HTTPNotFound):
-        return error_response(path_not_found())
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        return error_response(
-            MethodNotAllowedError("the server does not allow this method on the requested resource")
-        )
-    if isinstance(exc, web.HTTPException):
-        return json_response(UnknownError(exc.reason).status(), status=exc.status)
-    return None
 
 
 def _internal_error(request: web.BaseRequest, error: str) -> web.Response:
@@ -321,7 +313,7 @@ class Auditor:
             try:
                 response = await handler(request)
             except Exception as exc:
-                error = error_response(exc)
+                error = error_response(request, exc)
                 if error is None:
                     event.response_status = {
                         "metadata": {},
@@ -364,6 +356,14 @@ class _DecisionAnnotatingAuthorizer:
         return decision
 
 
+def log_impersonated_user(user: UserInfo) -> None:
+    """audit.LogImpersonatedUser: the user the request being served acts as, on its event
+    (nothing when the request is not audited)."""
+    event = _CURRENT.get()
+    if event is not None:
+        event.impersonated_user = user
+
+
 def audit_decisions(auditor: Auditor | None, authorizer: Authorizer) -> Authorizer:
     """The authorizer, annotating audit events with its decisions when auditing is on."""
     return authorizer if auditor is None else _DecisionAnnotatingAuthorizer(authorizer)
@@ -373,18 +373,22 @@ def audit_chain(
     auditor: Auditor | None,
     authentication: Middleware | None = None,
     authorization: Middleware | None = None,
+    *,
+    impersonation: Middleware | None = None,
 ) -> list[Middleware]:
-    """The filters in Go's order: AuditInit, Authentication, Audit, Authorization. Without
-    authentication (--no-cluster) requests are audited as Go's anonymous user."""
+    """The filters in Go's order: AuditInit, Authentication, Audit, Impersonation,
+    Authorization. Without authentication (--no-cluster) requests are audited as Go's
+    anonymous user."""
     present: Sequence[Middleware | None]
     if auditor is None:
-        present = (authentication, authorization)
+        present = (authentication, impersonation, authorization)
     else:
         unauthenticated = None if authentication is not None else ANONYMOUS
         present = (
             auditor.init_middleware,
             authentication,
             auditor.audit_middleware(unauthenticated),
+            impersonation,
             authorization,
         )
     return [m for m in present if m is not None]

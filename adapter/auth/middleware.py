@@ -20,7 +20,7 @@ from adapter.auth.request_info import RequestInfo, new_request_info
 from adapter.auth.user import ANONYMOUS, UserInfo
 from adapter.errors import ForbiddenError, UnauthorizedError
 from adapter.promql.go_quote import go_quote
-from adapter.server.responses import json_response
+from adapter.server.responses import status_response
 
 __all__ = [
     "REQUEST_INFO_KEY",
@@ -28,6 +28,8 @@ __all__ = [
     "authentication_middleware",
     "authorization_middleware",
     "forbidden_error",
+    "forbidden_response",
+    "internal_error",
     "request_info_of",
     "strip_identity_headers",
 ]
@@ -78,10 +80,10 @@ def authentication_middleware(
         except AuthenticationFailed as exc:
             # The reason may name a certificate but never carries a credential.
             log.info("Unable to authenticate the request: %s", exc)
-            return _unauthorized()
+            return _unauthorized(request)
         if user is None:
             if not anonymous_allowed:
-                return _unauthorized()
+                return _unauthorized(request)
             user = ANONYMOUS
         headers = CIMultiDict(request.headers)
         if strip_identity_headers(headers, request_header_config()):
@@ -92,9 +94,8 @@ def authentication_middleware(
     return middleware
 
 
-def _unauthorized() -> web.Response:
-    error = UnauthorizedError("Unauthorized")
-    return json_response(error.status(), status=error.code)
+def _unauthorized(request: web.Request) -> web.Response:
+    return status_response(request, UnauthorizedError("Unauthorized"))
 
 
 def request_info_of(request: web.BaseRequest) -> RequestInfo:
@@ -162,22 +163,29 @@ def authorization_middleware(authorizer: Authorizer) -> Middleware:
         if user is None:
             # Missing authentication is a wiring bug; never treat it as anonymous.
             log.error("authorization without an authenticated user for %s", request.path)
-            return _internal_error(request, "no user found for request")
+            return internal_error(request, "no user found for request")
         info = request_info_of(request)
         try:
             decision = await authorizer.authorize(Attributes(user, info))
         except AuthorizationError as exc:
-            return _internal_error(request, str(exc))
+            return internal_error(request, str(exc))
         if decision.allowed:
             return await handler(request)
         log.debug("Forbidden %s %s", request.method, request.path)
-        error = forbidden_error(user, info, decision.reason)
-        return json_response(error.status(), status=error.code, headers=dict(_NOSNIFF))
+        return forbidden_response(request, user, info, decision.reason)
 
     return middleware
 
 
-def _internal_error(request: web.BaseRequest, error: str) -> web.Response:
+def forbidden_response(
+    request: web.Request, user: UserInfo, info: RequestInfo, reason: str
+) -> web.Response:
+    """responsewriters.Forbidden: the 403 Status of `forbidden_error`, negotiated."""
+    error = forbidden_error(user, info, reason)
+    return status_response(request, error, headers=dict(_NOSNIFF))
+
+
+def internal_error(request: web.BaseRequest, error: str) -> web.Response:
     # responsewriters.InternalError: Go's http.Error, plain text with a trailing newline.
     text = _sanitize(f"Internal Server Error: {go_quote(request.raw_path)}: {error}")
     return web.Response(

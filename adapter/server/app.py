@@ -31,7 +31,8 @@ from adapter.server.metrics_api import (
     custom_handler,
     external_handler,
 )
-from adapter.server.middleware import error_middleware, refuse_upgrades
+from adapter.server.middleware import UNROUTED_KEY, error_middleware, refuse_upgrades
+from adapter.server.negotiation import JSON, ROUTE_MEDIA_TYPES, Negotiated
 from adapter.server.openapi import (
     GroupVersionSpec,
     openapi_v2,
@@ -44,7 +45,15 @@ from adapter.server.resource_api import (
     add_resource_metrics_routes,
     resource_metrics_group_resources,
 )
-from adapter.server.responses import CUSTOM_GROUP, EXTERNAL_GROUP, json_response
+from adapter.server.responses import (
+    CUSTOM_GROUP,
+    EXTERNAL_GROUP,
+    json_response,
+    object_response,
+    raw_json_response,
+    require_route_accept,
+    status_response,
+)
 
 __all__ = ["ServerState", "build_app"]
 
@@ -117,15 +126,18 @@ def _add_discovery_routes(
     app: web.Application, state: ServerState, all_groups: Sequence[ServedGroup]
 ) -> None:
     async def apis(request: web.Request) -> web.Response:
+        require_route_accept(request, ROUTE_MEDIA_TYPES)
         groups = _current(state, all_groups)
         version = negotiate_aggregated(request.headers.get("Accept", ""))
         if version is not None:
-            return json_response(
+            return object_response(
+                request,
                 aggregated_discovery(groups, version),
+                Negotiated(JSON),
                 content_type=aggregated_content_type(version),
                 headers={"Vary": "Accept"},
             )
-        return json_response(api_group_list(groups), headers={"Vary": "Accept"})
+        return object_response(request, api_group_list(groups), headers={"Vary": "Accept"})
 
     def lookup(name: str) -> ServedGroup | None:
         return next((g for g in _current(state, all_groups) if g.name == name), None)
@@ -133,17 +145,20 @@ def _add_discovery_routes(
     async def group(request: web.Request) -> web.Response:
         served = lookup(request.match_info["group"])
         if served is None:
-            raise path_not_found()
-        return json_response(api_group(served))
+            raise web.HTTPNotFound()
+        require_route_accept(request, ROUTE_MEDIA_TYPES)
+        return object_response(request, api_group(served))
 
     async def group_version(request: web.Request) -> web.Response:
         served = lookup(request.match_info["group"])
         version = request.match_info["version"]
         if served is None or version not in served.versions:
-            raise path_not_found()
-        return json_response(api_resource_list(served, version))
+            raise web.HTTPNotFound()
+        require_route_accept(request, ROUTE_MEDIA_TYPES)
+        return object_response(request, api_resource_list(served, version))
 
     app.router.add_get("/apis", apis)
+    app.router.add_get("/apis/", apis)
     app.router.add_get("/apis/{group}", group)
     app.router.add_get("/apis/{group}/{version}", group_version)
 
@@ -190,14 +205,14 @@ def _version_info() -> dict[str, str]:
 
 
 def _when_served(state: ServerState, group: str, handler: Handler) -> Handler:
-    """A group's routes answer 404 while the current config does not serve the group."""
+    """A group's routes are not there while the current config does not serve the group."""
     if state.served_groups is None:
         return handler
     served_groups = state.served_groups
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if group not in served_groups():
-            raise path_not_found()
+            raise web.HTTPNotFound()
         return await handler(request)
 
     return handle
@@ -245,7 +260,9 @@ def build_app(state: ServerState) -> web.Application:
     version = _version_info()
 
     async def get_version(request: web.Request) -> web.Response:
-        return json_response(version)
+        # routes.Version: a go-restful route producing JSON, written with WriteRawJSON.
+        require_route_accept(request, (JSON.name,))
+        return raw_json_response(version)
 
     async def get_metrics(request: web.Request) -> web.Response:
         return web.Response(
@@ -254,4 +271,40 @@ def build_app(state: ServerState) -> web.Application:
 
     app.router.add_get("/version", get_version)
     app.router.add_get("/metrics", get_metrics)
+    _add_index(app, state, groups)
     return app
+
+
+def _add_index(app: web.Application, state: ServerState, all_groups: Sequence[ServedGroup]) -> None:
+    """`/` lists the paths the server serves (routes.Index), and so does the 404 of a path
+    nothing serves (IndexLister, the NotFoundHandler of the non-go-restful mux). A path under a
+    go-restful WebService's root (a served API group, `/version`) is go-restful's 404 Status.
+    """
+    # WebService roots are listed, not their routes: `/apis` and the groups (below), not
+    # metrics.k8s.io's `/nodes`.
+    static = {
+        info["path"]
+        for resource in app.router.resources()
+        if "path" in (info := resource.get_info()) and not info["path"].startswith("/apis/")
+    } - {"/"}
+
+    def listed_paths() -> list[str]:
+        groups = _current(state, all_groups)
+        dynamic = [f"/apis/{g.name}" for g in groups]
+        dynamic += [f"/apis/{g.name}/{v}" for g in groups for v in g.versions]
+        return sorted([*static, *dynamic])
+
+    def restful_roots() -> list[str]:
+        return ["/version", *(f"/apis/{g.name}" for g in _current(state, all_groups))]
+
+    def unrouted(request: web.Request) -> web.Response:
+        path = request.path
+        if any(path == root or path.startswith(root + "/") for root in restful_roots()):
+            return status_response(request, path_not_found())
+        return raw_json_response({"paths": listed_paths()}, status=404)
+
+    async def index(request: web.Request) -> web.Response:
+        return raw_json_response({"paths": listed_paths()})
+
+    app.router.add_get("/", index)
+    app[UNROUTED_KEY] = unrouted

@@ -5,7 +5,8 @@ Paths, as custom-metrics-apiserver routes them (after `/apis/<group>/<version>/`
 - custom, namespaced objects:    `namespaces/{ns}/{resource}/{name}/{metric}`
 - custom, a namespace itself:    `namespaces/{ns}/metrics/{metric}`       ({ns} may be `*`)
 - external:                      `namespaces/{ns}/{metric}`
-Any other shape is a 404. Handlers parse the request into plain values and call the provider;
+`namespaces/{ns}/{x}` (but the namespace's `status`, `finalize`) is a 400 "invalid request path";
+any other shape is a 404. Handlers parse the request into plain values and call the provider;
 providers never see HTTP.
 """
 
@@ -19,7 +20,14 @@ from adapter.kube.rest_mapper import NAMESPACES, GroupResource
 from adapter.promql.label_selector import EVERYTHING, Selector, SelectorError, parse_selector
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
-from adapter.server.responses import custom_metric_list, external_metric_list, json_response
+from adapter.server.negotiation import LIST_ROUTE_MEDIA_TYPES
+from adapter.server.responses import (
+    custom_metric_list,
+    external_metric_list,
+    negotiated,
+    object_response,
+    require_route_accept,
+)
 
 __all__ = [
     "CUSTOM_VERSIONS",
@@ -68,30 +76,43 @@ def _object_name(request: web.Request, path_name: str) -> str:
     return path_name
 
 
+def _custom_route_matches(segments: list[str]) -> bool:
+    """Whether one of custom-metrics-apiserver's three routes matches (else go-restful's 404)."""
+    if not all(segments):
+        return False
+    return (
+        len(segments) == 3
+        or (len(segments) == 4 and segments[0] == "namespaces" and segments[2] == "metrics")
+        or (len(segments) == 5 and segments[0] == "namespaces")
+    )
+
+
 def _parse_custom_path(segments: list[str]) -> tuple[str, GroupResource, str, str]:
-    """(namespace, resource, object name, metric) of a custom-metrics path."""
-    if any(not s for s in segments):
-        raise path_not_found()
+    """(namespace, resource, object name, metric) of a routed custom-metrics path."""
     if len(segments) == 3:
         resource, name, metric = segments
+        # The root route also takes what RequestInfo reads as fewer parts: `namespaces/{ns}/x`
+        # (the namespace's `status` and `finalize` subresources aside), `watch/…`, `proxy/…`.
+        if resource in ("watch", "proxy") or (
+            resource == "namespaces" and metric not in ("status", "finalize")
+        ):
+            raise BadRequestError("invalid request path")
         return "", GroupResource.parse(resource), name, metric
-    if len(segments) == 4 and segments[0] == "namespaces" and segments[2] == "metrics":
+    if len(segments) == 4:
         # The metric of the namespace object itself: a root-scoped request on namespaces.
         return "", NAMESPACES, segments[1], segments[3]
-    if len(segments) == 5 and segments[0] == "namespaces":
-        _, namespace, resource, name, metric = segments
-        return namespace, GroupResource.parse(resource), name, metric
-    raise path_not_found()
+    _, namespace, resource, name, metric = segments
+    return namespace, GroupResource.parse(resource), name, metric
 
 
 def custom_handler(provider: CustomMetricsProvider) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         version = request.match_info["version"]
-        if version not in CUSTOM_VERSIONS:
+        segments = request.match_info["tail"].split("/")
+        if version not in CUSTOM_VERSIONS or not _custom_route_matches(segments):
             raise path_not_found()
-        namespace, resource, name, metric = _parse_custom_path(
-            request.match_info["tail"].split("/")
-        )
+        require_route_accept(request, LIST_ROUTE_MEDIA_TYPES)
+        namespace, resource, name, metric = _parse_custom_path(segments)
         metric_selector = _selector(request, "metricLabelSelector")
         name = _object_name(request, name)
         if name == "*":
@@ -104,7 +125,10 @@ def custom_handler(provider: CustomMetricsProvider) -> Handler:
                     resource, namespace, name, metric, metric_selector
                 )
             ]
-        return json_response(custom_metric_list(values, version), pretty=_pretty(request))
+        # Negotiated after the provider answered, as custom-metrics-apiserver does: no
+        # conversion (Table) is offered.
+        body = custom_metric_list(values, version)
+        return object_response(request, body, negotiated(request))
 
     return handle
 
@@ -116,14 +140,13 @@ def external_handler(provider: ExternalMetricsProvider) -> Handler:
         segments = request.match_info["tail"].split("/")
         if len(segments) != 3 or segments[0] != "namespaces" or not all(segments):
             raise path_not_found()
+        require_route_accept(request, LIST_ROUTE_MEDIA_TYPES)
+        # Negotiated before the query, as k8s.io/apiserver's ListResource does.
+        chosen = negotiated(request)
         _, namespace, metric = segments
         values = await provider.get_external_metric(
             namespace, metric, _selector(request, "labelSelector")
         )
-        return json_response(external_metric_list(values), pretty=_pretty(request))
+        return object_response(request, external_metric_list(values), chosen)
 
     return handle
-
-
-def _pretty(request: web.Request) -> bool:
-    return request.query.get("pretty", "") in ("1", "true", "True")

@@ -4,6 +4,7 @@ authorization slot in after these."""
 
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -16,9 +17,15 @@ from adapter.errors import (
     path_not_found,
 )
 from adapter.server.metrics import AdapterMetrics
-from adapter.server.responses import json_response
+from adapter.server.responses import status_response
 
-__all__ = ["error_middleware", "refuse_upgrades", "request_group"]
+__all__ = [
+    "UNROUTED_KEY",
+    "error_middleware",
+    "error_response",
+    "refuse_upgrades",
+    "request_group",
+]
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("adapter.access")
@@ -40,8 +47,30 @@ def request_group(path: str) -> str:
     return "other"
 
 
-def _status_response(error: APIError) -> web.Response:
-    return json_response(error.status(), status=error.code)
+# What answers a path no route matches (the generic apiserver's NotFoundHandler); without it,
+# a 404 Status.
+UNROUTED_KEY: web.AppKey[Callable[[web.Request], web.Response]] = web.AppKey("unrouted")
+
+
+def error_response(request: web.Request, exc: Exception) -> web.Response | None:
+    """The answer to an API or HTTP error raised while serving `request` (None for any other
+    exception, which is a bug)."""
+    if isinstance(exc, APIError):
+        return status_response(request, exc)
+    if isinstance(exc, web.HTTPNotFound):
+        unrouted = request.app.get(UNROUTED_KEY)
+        if unrouted is not None:
+            return unrouted(request)
+        return status_response(request, path_not_found())
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        # go-restful's 405, through apierrors.NewGenericServerResponse.
+        message = "the server does not allow this method on the requested resource"
+        return status_response(request, MethodNotAllowedError(message, details={}))
+    if isinstance(exc, web.HTTPException):
+        response = status_response(request, UnknownError(exc.reason))
+        response.set_status(exc.status)
+        return response
+    return None
 
 
 def error_middleware(metrics: AdapterMetrics) -> Middleware:
@@ -53,22 +82,14 @@ def error_middleware(metrics: AdapterMetrics) -> Middleware:
         started = time.perf_counter()
         try:
             response = await handler(request)
-        except APIError as exc:
-            response = _status_response(exc)
-        except web.HTTPNotFound:
-            response = _status_response(path_not_found())
-        except web.HTTPMethodNotAllowed:
-            response = _status_response(
-                MethodNotAllowedError(
-                    "the server does not allow this method on the requested resource"
-                )
-            )
-        except web.HTTPException as exc:
-            response = _status_response(UnknownError(exc.reason))
-            response.set_status(exc.status)
         except Exception as exc:
-            log.exception("panic while serving %s %s", request.method, request.path)
-            response = _status_response(UnknownError(f"internal error: {type(exc).__name__}"))
+            error = error_response(request, exc)
+            if error is None:
+                log.exception("panic while serving %s %s", request.method, request.path)
+                error = status_response(
+                    request, UnknownError(f"internal error: {type(exc).__name__}")
+                )
+            response = error
         seconds = time.perf_counter() - started
         group = request_group(request.path)
         metrics.requests.labels(group, str(response.status)).inc()

@@ -8,7 +8,7 @@ list items carry no kind/apiVersion; a single object that is unknown or has no m
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -26,7 +26,19 @@ from adapter.providers.resource import (
     parse_field_selector,
 )
 from adapter.server.discovery import APIResource
-from adapter.server.responses import json_response, rfc3339
+from adapter.server.negotiation import (
+    LIST_ROUTE_MEDIA_TYPES,
+    ROUTE_MEDIA_TYPES,
+    Endpoint,
+    Negotiated,
+)
+from adapter.server.resource_table import convert_resource_metrics
+from adapter.server.responses import (
+    negotiated,
+    object_response,
+    require_route_accept,
+    rfc3339,
+)
 
 __all__ = [
     "RESOURCE_GROUP",
@@ -111,10 +123,6 @@ def _field_selector(request: web.Request) -> FieldSelector:
     return parse_field_selector(text) if text else EVERY_FIELD
 
 
-def _pretty(request: web.Request) -> bool:
-    return request.query.get("pretty", "") in ("1", "true", "True")
-
-
 def add_resource_metrics_routes(
     app: web.Application,
     provider: ResourceMetricsProvider,
@@ -136,28 +144,56 @@ def add_resource_metrics_routes(
         _metadata_labels(body)
         return body
 
+    def render(metrics: NodeMetrics | PodMetrics, typed: bool = True) -> dict[str, Any]:
+        return node(metrics, typed) if isinstance(metrics, NodeMetrics) else pod(metrics, typed)
+
+    def answer(
+        request: web.Request,
+        found: Sequence[NodeMetrics | PodMetrics],
+        chosen: Negotiated,
+        *,
+        pods: bool,
+        single: bool,
+    ) -> web.Response:
+        if chosen.convert is not None:
+            body = convert_resource_metrics(
+                found, chosen.convert, render, request.query, pods=pods, single=single
+            )
+        elif single:
+            body = render(found[0])
+        else:
+            kind = "PodMetricsList" if pods else "NodeMetricsList"
+            body = _list(kind, [render(m, typed=False) for m in found])
+        return object_response(request, body, chosen)
+
     async def list_nodes(request: web.Request) -> web.Response:
+        require_route_accept(request, LIST_ROUTE_MEDIA_TYPES)
+        chosen = negotiated(request, Endpoint.CONVERTIBLE)
         label_selector, field_selector = _label_selector(request), _field_selector(request)
         found = await provider.node_metrics(None, label_selector, field_selector)
-        body = _list("NodeMetricsList", [node(m, False) for m in found])
-        return json_response(body, pretty=_pretty(request))
+        return answer(request, found, chosen, pods=False, single=False)
 
     async def get_node(request: web.Request) -> web.Response:
+        require_route_accept(request, ROUTE_MEDIA_TYPES)
+        chosen = negotiated(request, Endpoint.CONVERTIBLE)
         found = await provider.get_node_metrics(request.match_info["name"])
-        return json_response(node(found, True), pretty=_pretty(request))
+        return answer(request, [found], chosen, pods=False, single=True)
 
     async def list_pods(request: web.Request) -> web.Response:
+        require_route_accept(request, LIST_ROUTE_MEDIA_TYPES)
+        chosen = negotiated(request, Endpoint.CONVERTIBLE)
         namespace = request.match_info.get("namespace", "")
         label_selector, field_selector = _label_selector(request), _field_selector(request)
         found = await provider.pod_metrics(namespace, None, label_selector, field_selector)
-        body = _list("PodMetricsList", [pod(m, False) for m in found])
-        return json_response(body, pretty=_pretty(request))
+        return answer(request, found, chosen, pods=True, single=False)
 
     async def get_pod(request: web.Request) -> web.Response:
+        require_route_accept(request, ROUTE_MEDIA_TYPES)
+        chosen = negotiated(request, Endpoint.CONVERTIBLE)
         found = await provider.get_pod_metrics(
             request.match_info["namespace"], request.match_info["name"]
         )
-        return json_response(pod(found, True), pretty=_pretty(request))
+        return answer(request, [found], chosen, pods=True, single=True)
 
     app.router.add_get(f"{base}/nodes", wrap(list_nodes))
     app.router.add_get(f"{base}/nodes/{{name}}", wrap(get_node))

@@ -40,6 +40,7 @@ from adapter.auth.delegation import (
     AuthenticationFlags,
     AuthenticationLookupError,
 )
+from adapter.auth.impersonation import impersonation_middleware
 from adapter.auth.middleware import authentication_middleware, authorization_middleware
 from adapter.auth.token_review import TokenReviewAuthenticator
 from adapter.config.errors import ConfigError
@@ -198,14 +199,15 @@ async def _cluster_backend(
             compiled=compiled,
             load=load,
             resource_objects=cluster_resource_objects,
-            # Go's order: audit init, authentication, audit, authorization (with audit off,
-            # only the two auth filters).
+            # Go's order: audit init, authentication, audit, impersonation, authorization (with
+            # audit off, only authentication, impersonation and authorization).
             middlewares=audit_chain(
                 auditor,
                 authentication_middleware(
                     authenticator, request_header_config=lambda: loader.current.request_header
                 ),
                 authorization_middleware(audit_decisions(auditor, authorizer)),
+                impersonation=impersonation_middleware(authorizer),
             ),
             background=[
                 mapper.run,

@@ -124,3 +124,41 @@ async def test_metrics_lists_have_the_go_adapter_shape(top: TopStack) -> None:
         "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes/nope", kubeconfig=top.direct
     )
     assert code == 1 and "NotFound" in err
+
+
+async def test_kubectl_get_pod_metrics_prints_the_go_adapters_columns(top: TopStack) -> None:
+    """kubectl asks for a meta.k8s.io Table; the columns are metrics-server's."""
+    code, top_out, err = await kubectl("top", "pod", "-n", "demo", kubeconfig=top.cluster)
+    assert code == 0, err
+    top_rows = {row[0]: row[1:] for row in table(top_out)}
+    code, out, err = await kubectl(
+        "get", "pods.metrics.k8s.io", "-n", "demo", kubeconfig=top.cluster
+    )
+    assert code == 0, err
+    header, *_ = out.splitlines()
+    assert header.split() == ["NAME", "CPU", "MEMORY", "WINDOW"]
+    rows = {row[0]: row[1:] for row in table(out)}
+    assert set(rows) == set(PODS)
+    for pod, (cpu, memory, window) in rows.items():
+        assert abs(millicores(cpu) - millicores(top_rows[pod][0])) <= 1
+        assert (memory, window) == (top_rows[pod][1], "1m0s")
+    code, out, err = await kubectl("get", "pods.metrics.k8s.io", "-A", kubeconfig=top.cluster)
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["NAMESPACE", "NAME", "CPU", "MEMORY", "WINDOW"]
+
+
+async def test_kubectl_get_node_metrics_prints_the_go_adapters_columns(top: TopStack) -> None:
+    code, out, err = await kubectl("get", "nodes.metrics.k8s.io", kubeconfig=top.cluster)
+    assert code == 0, err
+    assert out.splitlines()[0].split() == ["NAME", "CPU", "MEMORY", "WINDOW"]
+    rows = {row[0]: row[1:] for row in table(out)}
+    assert set(rows) == set(NODES)
+    # The cells are canonical quantities, where kubectl top prints MiB.
+    for node, (cpu, memory) in {"node-a": (1500, "3Gi"), "node-b": (500, "1Gi")}.items():
+        assert abs(millicores(rows[node][0]) - cpu) <= 1
+        assert rows[node][1:] == [memory, "1m0s"]
+    code, out, err = await kubectl(
+        "get", "nodes.metrics.k8s.io", "node-b", "-o", "yaml", kubeconfig=top.cluster
+    )
+    assert code == 0, err
+    assert "kind: NodeMetrics" in out and "memory: 1Gi" in out

@@ -5,24 +5,23 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, make_mocked_request
+from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
 from adapter.audit.event import Event
 from adapter.audit.levels import Stage
 from adapter.audit.metrics import AuditMetrics
-from adapter.audit.middleware import Auditor, audit_chain, audit_decisions, error_response
+from adapter.audit.middleware import Auditor, audit_chain, audit_decisions
 from adapter.audit.policy import parse_policy
 from adapter.auth.authorizers import Attributes, AuthorizationError, Decision
 from adapter.auth.credentials import AuthenticationFailed, AuthRequest
 from adapter.auth.middleware import authentication_middleware, authorization_middleware
 from adapter.auth.user import UserInfo
-from adapter.errors import BadRequestError, InternalError, path_not_found
+from adapter.errors import path_not_found
 from adapter.server.metrics import AdapterMetrics
 from adapter.server.middleware import error_middleware
-from adapter.server.responses import json_response
+from adapter.server.responses import object_response
 
 ALICE = UserInfo("alice", groups=("devs", "system:authenticated"))
 TOKEN = "very-secret-token"
@@ -75,11 +74,11 @@ class ByPath:
 
 
 async def metric(request: web.Request) -> web.Response:
-    return json_response(LIST, pretty=request.query.get("pretty") == "true")
+    return object_response(request, LIST)
 
 
 async def version(request: web.Request) -> web.Response:
-    return json_response({"major": "1", "minor": "0"})
+    return object_response(request, {"major": "1", "minor": "0"})
 
 
 async def missing(request: web.Request) -> web.Response:
@@ -386,29 +385,3 @@ async def test_audit_off_adds_nothing(aiohttp_client: ClientFactory) -> None:
     client = await aiohttp_client(make_app(None))
     response = await client.get("/version")
     assert response.status == 200 and "Audit-ID" not in response.headers
-
-
-@pytest.mark.parametrize(
-    "exc",
-    [
-        path_not_found(),
-        BadRequestError("bad selector"),
-        InternalError("boom"),
-        web.HTTPNotFound(),
-        web.HTTPMethodNotAllowed("POST", ["GET"]),
-        web.HTTPRequestEntityTooLarge(10, 20),
-    ],
-)
-async def test_error_response_matches_error_middleware(exc: Exception) -> None:
-    async def raising(request: web.Request) -> web.StreamResponse:
-        raise exc
-
-    expected = await error_middleware(AdapterMetrics())(make_mocked_request("GET", "/x"), raising)
-    got = error_response(exc)
-    assert got is not None and isinstance(expected, web.Response)
-    assert (got.status, got.body, got.content_type) == (
-        expected.status,
-        expected.body,
-        expected.content_type,
-    )
-    assert error_response(RuntimeError("x")) is None

@@ -1,5 +1,6 @@
 """metrics.k8s.io/v1beta1 over real HTTP: paths, selectors, JSON shapes and 404s."""
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -257,3 +258,130 @@ def test_group_resources() -> None:
             "verbs": ["get", "list"],
         },
     ]
+
+
+# --- conversions: what `kubectl get pods.metrics.k8s.io` asks for ---------------------------
+
+KUBECTL_GET_ACCEPT = (
+    "application/json;as=Table;v=v1;g=meta.k8s.io,"
+    "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+)
+COLUMNS = (
+    '"columnDefinitions":['
+    '{"name":"Name","type":"string","format":"name","description":"Name of the resource",'
+    '"priority":0},'
+    '{"name":"cpu","type":"string","format":"quantity","description":"","priority":0},'
+    '{"name":"memory","type":"string","format":"quantity","description":"","priority":0},'
+    '{"name":"Window","type":"string","format":"duration","description":"","priority":0}]'
+)
+
+
+async def raw(
+    client: TestClient[web.Request, web.Application],
+    path: str,
+    accept: str = KUBECTL_GET_ACCEPT,
+    status: int = 200,
+) -> bytes:
+    response = await client.get(path, headers={"Accept": accept, "User-Agent": "kubectl/v1.30"})
+    assert response.status == status, await response.text()
+    return await response.read()
+
+
+async def test_pod_table_is_metrics_servers(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    assert await raw(client, f"{BASE}/namespaces/ns/pods") == (
+        b'{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{},'
+        + COLUMNS.encode()
+        + b',"rows":['
+        b'{"cells":["p1","1","1","3m0s"],"object":{"kind":"PartialObjectMetadata",'
+        b'"apiVersion":"meta.k8s.io/v1","metadata":{"name":"p1","namespace":"ns",'
+        b'"creationTimestamp":"2023-11-14T22:13:20Z","labels":{"app":"web"}}}},'
+        b'{"cells":["p2","1","1","3m0s"],"object":{"kind":"PartialObjectMetadata",'
+        b'"apiVersion":"meta.k8s.io/v1","metadata":{"name":"p2","namespace":"ns",'
+        b'"creationTimestamp":"2023-11-14T22:13:20Z"}}}]}\n'
+    )
+
+
+async def test_node_table_single_object_and_include_object(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    accept = "application/json;as=Table;v=v1beta1;g=meta.k8s.io"
+    table = json.loads(await raw(client, f"{BASE}/nodes/n1?includeObject=Object", accept))
+    assert table["apiVersion"] == "meta.k8s.io/v1beta1"
+    assert table["rows"] == [
+        {
+            "cells": ["n1", "250m", "1Mi", "3m0s"],
+            "object": {
+                "kind": "NodeMetrics",
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                **node_item("n1", {"zone": "a"}),
+            },
+        }
+    ]
+    table = json.loads(await raw(client, f"{BASE}/nodes?includeObject=None", accept))
+    assert [row["object"] for row in table["rows"]] == [None, None]
+
+
+async def test_empty_table_has_no_columns(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    # metrics-server takes the columns from the first object; kubectl prints "No resources".
+    assert await raw(client, f"{BASE}/namespaces/empty/pods") == (
+        b'{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":{},'
+        b'"columnDefinitions":null,"rows":null}\n'
+    )
+
+
+async def test_table_options_are_validated(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    body = json.loads(await raw(client, f"{BASE}/nodes?includeObject=All", status=400))
+    assert body["message"] == (
+        'Unable to convert to Table as requested: includeObject: Invalid value: "All": '
+        "must be 'Metadata', 'Object', 'None', or empty"
+    )
+
+
+async def test_partial_object_metadata(client: TestClient[web.Request, web.Application]) -> None:
+    accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    assert json.loads(await raw(client, f"{BASE}/nodes?labelSelector=zone%3Da", accept)) == {
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {},
+        "items": [
+            {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": node_item("n1", {"zone": "a"})["metadata"],
+            }
+        ],
+    }
+    single = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    assert json.loads(await raw(client, f"{BASE}/nodes/n2", single))["metadata"]["name"] == "n2"
+    # A list cannot be one object: a 406 written raw (indented, no newline, no details).
+    assert await raw(client, f"{BASE}/pods", single, status=406) == (
+        b'{\n  "kind": "Status",\n  "apiVersion": "v1",\n  "metadata": {},\n'
+        b'  "status": "Failure",\n  "message": "you requested PartialObjectMetadata, but the '
+        b'requested object is a list (*metrics.PodMetricsList)",\n'
+        b'  "reason": "NotAcceptable",\n  "code": 406\n}'
+    )
+
+
+async def test_route_accept_check_comes_first(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    # go-restful's 406 for a list route lists its watch streams too; `application/*` is not a
+    # wildcard there, but negotiates JSON for the Status itself.
+    body = await raw(client, f"{BASE}/pods", "application/*", status=406)
+    assert body == (
+        b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+        b'"message":"406: Not Acceptable\\n\\nAvailable representations: application/json, '
+        b"application/yaml, application/vnd.kubernetes.protobuf, application/json;stream=watch, "
+        b'application/vnd.kubernetes.protobuf;stream=watch","reason":"NotAcceptable",'
+        b'"details":{},"code":406}\n'
+    )
+    get_route = json.loads(await raw(client, f"{BASE}/nodes/n1", "text/html", status=406))
+    assert get_route["message"].endswith(
+        "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+    )
