@@ -2,6 +2,7 @@
 container series, through a miniature aggregator (kubectl top node also reads the nodes from
 the core API, which the fake kube-apiserver serves)."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ NODES = {"node-a": (1500, "3072Mi"), "node-b": (500, "1024Mi")}  # kubectl print
 class TopStack:
     direct: Path  # kubeconfig for the adapter itself
     cluster: Path  # kubeconfig for the aggregator (core API + metrics.k8s.io)
+    url: str  # the adapter's
+    ca_file: Path
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -54,6 +57,8 @@ async def top(tmp_path_factory: Any) -> AsyncIterator[TopStack]:
                 yield TopStack(
                     direct=write_kubeconfig(workdir / "direct", adapter.url, ca_file=str(adapter.ca_file), token="x"),
                     cluster=aggregator.kubeconfig(workdir / "cluster"),
+                    url=adapter.url,
+                    ca_file=adapter.ca_file,
                 )  # fmt: skip
         finally:
             await adapter.close()
@@ -162,3 +167,28 @@ async def test_kubectl_get_node_metrics_prints_the_go_adapters_columns(top: TopS
     )
     assert code == 0, err
     assert "kind: NodeMetrics" in out and "memory: 1Gi" in out
+
+
+async def curl(top: TopStack, path: str, *args: str) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        "curl", "-s", "--cacert", str(top.ca_file), "-H", "Authorization: Bearer x", *args,
+        top.url + path, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    return out
+
+
+async def test_curl_gets_what_it_would_get_from_the_go_adapter(top: TopStack) -> None:
+    path = "/apis/metrics.k8s.io/v1beta1/nodes/node-b"
+    # curl's User-Agent asks for indented JSON, which k8s.io/apiserver writes without a newline.
+    pretty = await curl(top, path)
+    assert pretty.startswith(b'{\n  "kind": "NodeMetrics",\n') and pretty.endswith(b"\n}")
+    compact = await curl(top, path, "-A", "kubectl/v1.30.0")
+    assert compact.startswith(b'{"kind":"NodeMetrics",') and compact.endswith(b"}\n")
+    assert json.loads(compact) == json.loads(pretty)
+    assert (await curl(top, path + "?pretty=false")).endswith(b"}\n")
+    yaml = await curl(top, path, "-H", "Accept: application/yaml")
+    assert yaml.startswith(b"apiVersion: metrics.k8s.io/v1beta1\nkind: NodeMetrics\nmetadata:\n")
+    refused = json.loads(await curl(top, path, "-H", "Accept: text/html"))
+    assert (refused["code"], refused["reason"]) == (406, "NotAcceptable")
