@@ -4,18 +4,21 @@ the adapter as its own process over HTTPS, and a kubeconfig for the real kubectl
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from multidict import CIMultiDict
 
 from harness.adapter import AdapterProcess, running_adapter
 from harness.container import ImageRoot, Unavailable, build_image_root
 from harness.exporter import Dataset, demo_dataset, running_exporter
+from harness.fake_kube_apiserver import FakeKubeAPIServer, running_fake_kube_apiserver
 from harness.kubectl import kubectl_get_raw, write_kubeconfig
 from harness.prometheus import PrometheusProcess
 
@@ -57,6 +60,101 @@ async def scraping_prometheus(dataset: Dataset) -> AsyncIterator[PrometheusProce
     ):
         await wait_for_rates(prometheus, len(dataset.pods))
         yield prometheus
+
+
+# Health checks unaudited, the pods' custom metrics with their responses, the rest as metadata.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+  - level: None
+    nonResourceURLs: ["/healthz*", "/readyz*", "/livez*"]
+  - level: RequestResponse
+    resources:
+      - group: custom.metrics.k8s.io
+        resources: ["pods/*"]
+  - level: Metadata
+"""
+
+# web-0 serves 0.5 req/s in demo_dataset(), which config/demo.yaml's irate gives exactly.
+WEB_0_REQUESTS_PER_SECOND = "500m"
+
+
+class Reply(NamedTuple):
+    status: int
+    body: Any  # JSON, or text
+    audit_id: str
+
+
+@dataclass
+class AuditedAdapter:
+    """The adapter in cluster mode, its fake kube-apiserver, and its audit log."""
+
+    adapter: AdapterProcess
+    kube: FakeKubeAPIServer
+    log_path: Path
+    workdir: Path
+
+    async def get(
+        self, path: str, token: str | None = None, headers: Sequence[tuple[str, str]] = ()
+    ) -> Reply:
+        auth = [("Authorization", f"Bearer {token}")] if token else []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                self.adapter.url + path,
+                ssl=self.adapter.ssl_context(),
+                headers=CIMultiDict([*auth, *headers]),
+            ) as response,
+        ):
+            json_body = response.content_type == "application/json"
+            body = await response.json() if json_body else await response.text()
+            return Reply(response.status, body, response.headers.get("Audit-ID", ""))
+
+    def events(self, audit_id: str | None = None) -> list[dict[str, Any]]:
+        """The logged events (of one request). The log's blocking mode, the default, writes a
+        request's events before its response: they are all here once the reply has come."""
+        if not self.log_path.exists():
+            return []
+        lines = self.log_path.read_text().splitlines()
+        events = [json.loads(line) for line in lines if line]
+        return [e for e in events if audit_id is None or e["auditID"] == audit_id]
+
+    def completed(self, audit_id: str) -> dict[str, Any]:
+        """The ResponseComplete event of one request."""
+        [event] = [e for e in self.events(audit_id) if e["stage"] == "ResponseComplete"]
+        return event
+
+
+@asynccontextmanager
+async def audited_adapter(workdir: Path) -> AsyncIterator[AuditedAdapter]:
+    """config/demo.yaml in cluster mode over a real Prometheus with the demo data, auditing by
+    AUDIT_POLICY to a log file. The fake kube-apiserver holds the demo namespace and pods, and lets
+    every authenticated user read discovery; tokens and other rules are the caller's to add
+    (the fake reads them at each TokenReview and SubjectAccessReview)."""
+    dataset = demo_dataset()
+    (workdir / "policy.yaml").write_text(AUDIT_POLICY)
+    log_path = workdir / "audit" / "audit.log"
+    async with (
+        scraping_prometheus(dataset) as prometheus,
+        running_fake_kube_apiserver() as kube,
+    ):
+        for namespace in sorted({pod.namespace for pod in dataset.pods}):
+            kube.add_object("v1/namespaces", {"metadata": {"name": namespace}})
+        for pod in dataset.pods:
+            kube.add_object("v1/pods", {"metadata": {"name": pod.name, "namespace": pod.namespace}})
+        kube.set_authentication_configmap()
+        kube.allow(group="system:authenticated", non_resource_path="/apis*", verb="get")
+        kubeconfig = kube.kubeconfig(workdir / "kubeconfig")
+        flags = [
+            f"--lister-kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--audit-policy-file={workdir / 'policy.yaml'}",
+            f"--audit-log-path={log_path}",
+        ]
+        async with running_adapter(DEMO_CONFIG, prometheus.url, flags, no_cluster=False) as adapter:
+            yield AuditedAdapter(adapter, kube, log_path, workdir)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
