@@ -412,6 +412,7 @@ _LIVE_FLAGS = (
     "prometheus-auth-incluster",
     "prometheus-timeout",
     "prometheus-max-get-url-length",
+    "prometheus-max-response-size",
     "metrics-max-age",
     "metrics-relist-interval",
 )

@@ -557,13 +557,13 @@ async def _serve(
     options: LiveOptions,
 ) -> dict[str, Any]:
     """What the server's handler does with the request; raises APIError like it."""
-    selector = parse_selector_param(req.selector, "labelSelector")
+    selector = parse_selector_param(req.selector, "labelSelector", promql=req.external)
     if req.external:
         external = ExternalMetricsProvider(lambda: registry, recording)
         return external_metric_list(
             await external.get_external_metric(req.namespace, metric, selector)
         )
-    metric_selector = parse_selector_param(req.metric_selector, "metricLabelSelector")
+    metric_selector = parse_selector_param(req.metric_selector, "metricLabelSelector", promql=True)
     objects = PrometheusObjectLister(recording, options.max_age, clock=options.clock)
     provider = CustomMetricsProvider(
         lambda: registry, recording, objects, StaticRESTMapper(BUILTIN_RESOURCES), options.clock

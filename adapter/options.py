@@ -21,7 +21,13 @@ from typing import Any
 from adapter.audit.config import audit_flag_errors, audit_options
 from adapter.discovery.relister import DISCOVERY_MODES
 from adapter.flagparse import parse
-from adapter.prometheus.config import PrometheusConfig, parse_header_flags
+from adapter.prometheus.config import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    PrometheusConfig,
+    format_size,
+    parse_header_flags,
+    parse_size,
+)
 from adapter.promql.duration import format_go_duration
 
 __all__ = [
@@ -114,11 +120,15 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("prometheus-timeout", "duration", 10.0, "Timeout of one request to Prometheus; also sent as the query's timeout parameter. Not in the Go adapter (which has no timeout).", _PROM),
     _flag("prometheus-max-get-url-length", "int", 8192, "With --prometheus-verb=GET, a request to Prometheus whose URL would be longer than this many bytes is sent as POST instead, as proxies and Prometheus-compatible servers reject long URLs (414). 0 never switches. Not in the Go adapter.", _PROM),
     _flag("prometheus-max-matcher-length", "int", 4096, "Longest object matcher (the quoted regex alternation of object names, pod=~\"a|b|...\") in one query; a request over more objects is sent as several queries whose per-object results are merged. Applies to metricsQuery templates that aggregate by (<<.GroupBy>>); others are sent as one query. 0 never splits. Not in the Go adapter.", _PROM),
+    _flag("prometheus-max-response-size", "string", format_size(DEFAULT_MAX_RESPONSE_SIZE), "Largest answer read from Prometheus, in bytes or as a quantity (64Mi, 1Gi, 500M). Past it the adapter stops reading, closes that connection and fails the request (a 500, with this flag in the log). The default is above any answer to an HPA's or kubectl top's query and keeps a runaway answer from exhausting memory; the streamed series listing of discovery is exempt, as its memory does not grow with its size. 0: no limit. Not in the Go adapter.", _PROM),
     _flag("shutdown-delay-duration", "duration", 0.0, "Time to delay the termination: after SIGTERM, /readyz fails at once while requests are still served normally for this long, so that load balancers and the aggregator stop sending first. Not in the Go adapter (kube-apiserver's flag).", _SERVE),
     _flag("discovery-mode", "string", "auto", 'How metric discovery reads Prometheus. "series": every series of each seriesQuery (the Go adapter\'s way; streamed, so memory stays flat). "label-names": the metric names of each seriesQuery, then each metric\'s label names (/api/v1/label/__name__/values and /api/v1/labels with match[]): the same metrics and resources for a fraction of Prometheus\' work. "auto": label names, after the first relist has checked that they agree with a series listing (a backend that ignores match[] on those endpoints falls back to series). Not in the Go adapter.', "Adapter"),
     _flag("event-loop", "string", "auto", 'The asyncio event loop: "uvloop" (faster TLS and sockets; install the uvloop extra), "asyncio" (the standard library\'s), or "auto" (uvloop when installed). Not in the Go adapter.', _SERVE),
     _flag("namespace-query-ttl", "duration", 0.0, "Opt-in shared queries: when positive, a request for a metric on objects of a namespace (pods/* or a named pod, for rules whose metricsQuery aggregates per object) is answered from one Prometheus query over the whole namespace, kept this long and filtered per request, so Prometheus load grows with distinct metrics and namespaces instead of with HPAs. Keep it well under the HPA sync period (15s), e.g. 5s. 0 (the default) queries per request, as the Go adapter. Not in the Go adapter.", _PROM),
     _flag("self-signed-cert-sans", "stringSlice", [], "Extra DNS names or IPs for the self-signed serving certificate generated in --cert-dir (besides localhost and 127.0.0.1), e.g. adapter.monitoring.svc. Not in the Go adapter.", _SERVE),
+    _flag("request-header-timeout", "duration", 32.0, "How long a client has to send a request's line and headers: from the start of the connection (and as long again for its TLS handshake), or from the first byte of a further request on a kept-alive connection. A connection over it is closed without an answer. k8s.io/apiserver's ReadHeaderTimeout, 32s, which has no flag. Not in the Go adapter.", _SERVE),
+    _flag("idle-connection-timeout", "duration", 90.0, "How long a kept-alive connection may wait for its next request before it is closed. k8s.io/apiserver's IdleTimeout, 90s, which has no flag. Not in the Go adapter.", _SERVE),
+    _flag("max-connections", "int", 1024, "Most connections the secure port holds open at once, counting those still in their TLS handshake (each holds about 50 KB; 300 KB with --event-loop=asyncio). A connection past it is closed as soon as it is accepted, before any TLS handshake or answer; open connections are not affected. 0 means no limit. Not in the Go adapter (which has no limit).", _SERVE),
     # custom-metrics-apiserver AdapterBase.
     _flag("lister-kubeconfig", "string", "", "kubeconfig file pointing at the 'core' kubernetes server with enough rights to list any described objects", _KUBE),
     _flag("discovery-interval", "duration", 0.0, "interval at which to refresh API discovery information", _KUBE),
@@ -280,6 +290,10 @@ def prometheus_config(args: argparse.Namespace) -> PrometheusConfig:
         auth_incluster=args.prometheus_auth_incluster,
         timeout=args.prometheus_timeout,
         max_get_url_length=args.prometheus_max_get_url_length,
+        # check-config's live flags do not include this one: the default then.
+        max_response_size=parse_size(
+            getattr(args, "prometheus_max_response_size", str(DEFAULT_MAX_RESPONSE_SIZE))
+        ),
     )
 
 
@@ -322,6 +336,11 @@ def validate_flags(args: argparse.Namespace) -> list[str]:
             f"--discovery-mode must be one of {', '.join(DISCOVERY_MODES)}, "
             f'not "{args.discovery_mode}"'
         )
+    for flag in ("request-header-timeout", "idle-connection-timeout"):
+        if getattr(args, flag.replace("-", "_")) <= 0:
+            errors.append(f"--{flag} must be positive")
+    if args.max_connections < 0:
+        errors.append("--max-connections must not be negative")
     if args.namespace_query_ttl < 0:
         errors.append("--namespace-query-ttl must not be negative")
     errors.extend(audit_flag_errors(audit_options(args)))

@@ -9,19 +9,35 @@ JSON files load through the same path, as they do in Go (JSON is YAML).
 Like yaml.v2's `Unmarshal`, only the first document of a multi-document file is read: the
 parser stops at that document's end, so what follows is never parsed (not even checked for
 syntax). Content there is reported as a warning, since it was probably meant to be used.
+
+Aliases are bounded as yaml.v2 bounds them (decode.go's alias ratio: "document contains
+excessive aliasing"), so that a few hundred bytes of aliases and merge keys cannot make
+millions of rules. The node tree is composed without recursion, and merges are expanded
+without it, so deep nesting and long merge chains cost no Python stack.
 """
 
 import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from yaml._yaml import CParser
-from yaml.composer import Composer
-from yaml.events import Event
+from yaml.composer import ComposerError
+from yaml.error import Mark
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    Event,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 from yaml.resolver import Resolver
 
 from adapter.config.errors import IssueList
@@ -46,10 +62,43 @@ Decoder = Callable[[Node, str, IssueList], T]
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _MERGE = "tag:yaml.org,2002:merge"
-_YAML_BOOLS = {
-    "y": True, "yes": True, "true": True, "on": True,
-    "n": False, "no": False, "false": False, "off": False,
-}  # fmt: skip
+_TAG_PREFIX = "tag:yaml.org,2002:"
+# yaml.v2's booleans (resolve.go), with their case: `True` is one, `tRuE` is not.
+_GO_BOOLS = {
+    **dict.fromkeys(
+        ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"), True
+    ),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off"), False),
+    "OFF": False,
+}
+
+
+class _GoResolver(Resolver):
+    """PyYAML's YAML 1.1 resolver, plus the plain `y`, `Y`, `n` and `N` that yaml.v2 also
+    reads as booleans."""
+
+    def resolve_tag(self, kind: type[Node], value: str | None, implicit: Any) -> str:
+        return str(self.resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+
+_GoResolver.add_implicit_resolver(_BOOL, re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
+class AliasNode(Node):
+    """An alias (`*name`) where it is used; `value` is the node that the anchor names.
+
+    Aliases stay in the tree, as they do in yaml.v2, so that their expansion can be counted."""
+
+    id = "alias"
+
+    def __init__(self, anchor: str, target: Node, start_mark: Mark, end_mark: Mark) -> None:
+        super().__init__(target.tag, target, start_mark, end_mark)
+        self.anchor = anchor
+
+
+def _target(node: Node) -> Node:
+    """The node an alias names; any other node itself."""
+    return node.value if isinstance(node, AliasNode) else node
 
 
 def _line(node: Node) -> int | None:
@@ -58,6 +107,7 @@ def _line(node: Node) -> int | None:
 
 
 def _kind(node: Node) -> str:
+    node = _target(node)
     if isinstance(node, MappingNode):
         return "a mapping"
     if isinstance(node, SequenceNode):
@@ -66,24 +116,40 @@ def _kind(node: Node) -> str:
 
 
 def _is_null(node: Node) -> bool:
+    node = _target(node)
     return isinstance(node, ScalarNode) and node.tag == _NULL
 
 
+def _is_merge_key(node: Node) -> bool:
+    # Not through an alias: yaml.v2 reads `*x: ...` as a key named by x's text, even `<<`.
+    return isinstance(node, ScalarNode) and node.tag == _MERGE
+
+
 def _decode_str(node: Node, path: str, issues: IssueList) -> str:
-    if _is_null(node):
+    scalar = _target(node)
+    if _is_null(scalar):
         return ""
-    if isinstance(node, ScalarNode):
-        return str(node.value)
-    issues.add(path, f"expected a string, got {_kind(node)}", _line(node))
+    if isinstance(scalar, ScalarNode):
+        return str(scalar.value)
+    issues.add(path, f"expected a string, got {_kind(scalar)}", _line(node))
     return ""
 
 
 def _decode_optional_bool(node: Node, path: str, issues: IssueList) -> bool | None:
-    if _is_null(node):
+    scalar = _target(node)
+    if _is_null(scalar):
         return None
-    if isinstance(node, ScalarNode) and node.tag == _BOOL:
-        return _YAML_BOOLS[str(node.value).lower()]
-    issues.add(path, f"expected true or false, got {_kind(node)}", _line(node))
+    if isinstance(scalar, ScalarNode) and scalar.tag == _BOOL:
+        value = _GO_BOOLS.get(str(scalar.value))
+        if value is None:
+            # Only an explicit `!!bool` gets here with other text; yaml.v2 refuses it so.
+            plain_tag = _GoResolver().resolve_tag(ScalarNode, scalar.value, (True, False))
+            short_tag = plain_tag.replace(_TAG_PREFIX, "!!", 1)
+            if short_tag == "!!timestamp":  # yaml.v2 tries timestamps only on untagged text
+                short_tag = "!!str"
+            issues.add(path, f"cannot decode {short_tag} `{scalar.value}` as a !!bool", _line(node))
+        return value
+    issues.add(path, f"expected true or false, got {_kind(scalar)}", _line(node))
     return None
 
 
@@ -100,13 +166,14 @@ def _decode_duration(node: Node, path: str, issues: IssueList) -> float:
 
 def _decode_list(item: Decoder[T]) -> Decoder[tuple[T, ...]]:
     def decode(node: Node, path: str, issues: IssueList) -> tuple[T, ...]:
-        if _is_null(node):
+        sequence = _target(node)
+        if _is_null(sequence):
             return ()
-        if not isinstance(node, SequenceNode):
-            issues.add(path, f"expected a list, got {_kind(node)}", _line(node))
+        if not isinstance(sequence, SequenceNode):
+            issues.add(path, f"expected a list, got {_kind(sequence)}", _line(node))
             return ()
         items = []
-        for i, child in enumerate(node.value):
+        for i, child in enumerate(sequence.value):
             child_path = f"{path}[{i}]"
             _record_line(issues, child_path, child)
             items.append(item(child, child_path, issues))
@@ -115,32 +182,79 @@ def _decode_list(item: Decoder[T]) -> Decoder[tuple[T, ...]]:
     return decode
 
 
+@dataclass(slots=True)
+class _MergeFrame:
+    """A mapping whose items `_mapping_items` is collecting, with its merges in progress."""
+
+    mapping: MappingNode
+    pairs: Iterator[tuple[Node, Node]]
+    sources: list[Node] = field(default_factory=list)  # of the current `<<`, the next last
+    explicit: dict[str, tuple[Node, Node]] = field(default_factory=dict)
+    merged: dict[str, tuple[Node, Node]] = field(default_factory=dict)
+
+
 def _mapping_items(node: Node, path: str, issues: IssueList) -> list[tuple[str, Node, Node]]:
     """The (key, key node, value node) pairs of a mapping, with merges applied and
-    duplicate keys reported; an empty list for null or a wrong node kind."""
-    if _is_null(node):
+    duplicate keys reported; an empty list for null or a wrong node kind.
+
+    Explicit keys win over merged ones, and earlier merged mappings over later ones, as YAML
+    merge keys specify. Merged mappings are expanded on a stack of our own, so a long chain
+    of merges costs no Python stack."""
+    mapping = _target(node)
+    if _is_null(mapping):
         return []
-    if not isinstance(node, MappingNode):
-        issues.add(path, f"expected a mapping, got {_kind(node)}", _line(node))
+    if not isinstance(mapping, MappingNode):
+        issues.add(path, f"expected a mapping, got {_kind(mapping)}", _line(node))
         return []
-    explicit: dict[str, tuple[Node, Node]] = {}
-    merged: dict[str, tuple[Node, Node]] = {}
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE:
+    stack = [_MergeFrame(mapping, iter(mapping.value))]
+    on_stack = {id(mapping)}
+    finished: list[tuple[str, tuple[Node, Node]]] = []
+    while True:
+        frame = stack[-1]
+        for key, pair in finished:  # the items of a merged mapping just collected
+            frame.merged.setdefault(key, pair)
+        finished = []
+        if frame.sources:
+            source = frame.sources.pop()
+            merged_mapping = _target(source)
+            if _is_null(merged_mapping):
+                continue
+            if not isinstance(merged_mapping, MappingNode):
+                issues.add(path, f"expected a mapping, got {_kind(source)}", _line(source))
+                continue
+            # Only through an alias can a mapping merge itself (_aliasing_problem says so first).
+            if isinstance(source, AliasNode) and id(merged_mapping) in on_stack:
+                reason = f"anchor '{source.anchor}' value contains itself"
+                issues.add(path, reason, _line(source))
+                continue
+            stack.append(_MergeFrame(merged_mapping, iter(merged_mapping.value)))
+            on_stack.add(id(merged_mapping))
+            continue
+        next_pair = next(frame.pairs, None)
+        if next_pair is None:
+            stack.pop()
+            on_stack.discard(id(frame.mapping))
+            frame.merged.update(frame.explicit)
+            if not stack:
+                return [(key, k_node, v_node) for key, (k_node, v_node) in frame.merged.items()]
+            finished = list(frame.merged.items())
+            continue
+        key_node, value_node = next_pair
+        if _is_merge_key(key_node):
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-            for source in sources:
-                for key, k_node, v_node in _mapping_items(source, path, issues):
-                    merged.setdefault(key, (k_node, v_node))
+            frame.sources = list(reversed(sources))
+            continue
+        if not isinstance(_target(key_node), ScalarNode):
+            # yaml.v2 skips the value of a key it cannot read as a string.
+            issues.add(path, f"expected a string, got {_kind(key_node)}", _line(key_node))
             continue
         key = _decode_str(key_node, path, issues)
-        if key in explicit:
-            first = _line(explicit[key][0])
+        if key in frame.explicit:
+            first = _line(frame.explicit[key][0])
             at = f" (first set at line {first})" if first is not None else ""
             issues.add(_join(path, key), f"duplicate key {key!r}{at}", _line(key_node))
             continue
-        explicit[key] = (key_node, value_node)
-    merged.update(explicit)  # explicit keys override merged ones, as YAML merge keys specify
-    return [(key, k_node, v_node) for key, (k_node, v_node) in merged.items()]
+        frame.explicit[key] = (key_node, value_node)
 
 
 def _record_line(issues: IssueList, path: str, node: Node) -> None:
@@ -285,9 +399,190 @@ def _decode_resource_rules(node: Node, path: str, issues: IssueList) -> Resource
     )
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class _GoType:
+    """A type of the Go adapter's config struct (pkg/config/config.go), as far as the steps
+    of yaml.v2's decoding depend on it: the fields of a struct, what a list or a map holds."""
+
+    kind: str  # "struct", "map", "list", "string", "bool" or "duration"
+    fields: Mapping[str, "_GoType"] = field(default_factory=dict)
+    elem: "_GoType | None" = None
+
+
+def _go_struct(**fields: _GoType) -> _GoType:
+    return _GoType("struct", fields)
+
+
+def _go_list(elem: _GoType) -> _GoType:
+    return _GoType("list", elem=elem)
+
+
+_GO_STRING = _GoType("string")
+# The same fields as the decoders below.
+_GO_RESOURCE_MAPPING = _go_struct(
+    template=_GO_STRING,
+    overrides=_GoType("map", elem=_go_struct(group=_GO_STRING, resource=_GO_STRING)),
+    namespaced=_GoType("bool"),
+)
+_GO_DISCOVERY_RULE = _go_struct(
+    seriesQuery=_GO_STRING,
+    seriesFilters=_go_list(_go_struct(**{"is": _GO_STRING, "isNot": _GO_STRING})),
+    resources=_GO_RESOURCE_MAPPING,
+    name=_go_struct(matches=_GO_STRING, **{"as": _GO_STRING}),
+    metricsQuery=_GO_STRING,
+    labelValueReplacements=_go_list(_go_struct(find=_GO_STRING, replace=_GO_STRING)),
+)
+_GO_RESOURCE_RULE = _go_struct(
+    containerQuery=_GO_STRING,
+    nodeQuery=_GO_STRING,
+    resources=_GO_RESOURCE_MAPPING,
+    containerLabel=_GO_STRING,
+)
+_GO_CONFIG = _go_struct(
+    rules=_go_list(_GO_DISCOVERY_RULE),
+    externalRules=_go_list(_GO_DISCOVERY_RULE),
+    # model.Duration decodes its node a second time, as a string (its UnmarshalYAML).
+    resourceRules=_go_struct(
+        cpu=_GO_RESOURCE_RULE, memory=_GO_RESOURCE_RULE, window=_GoType("duration")
+    ),
+)
+
+# yaml.v2's decode.go: how much of the decoding may be alias expansion, by decode count.
+_ALIAS_RATIO_RANGE_LOW = 400_000
+_ALIAS_RATIO_RANGE_HIGH = 4_000_000
+_EXCESSIVE_ALIASING = "document contains excessive aliasing"
+
+# The steps of `_aliasing_problem`'s walk.
+_DECODE, _KEY, _MERGE_INTO, _LEAVE_ALIAS = range(4)
+
+
+def _excessive_aliasing(decodes: int, aliased: int) -> bool:
+    """yaml.v2's test, made at each step of decoding (decoder.unmarshal)."""
+    if aliased <= 100 or decodes <= 1000:
+        return False
+    if decodes <= _ALIAS_RATIO_RANGE_LOW:
+        allowed = 0.99
+    elif decodes >= _ALIAS_RATIO_RANGE_HIGH:
+        allowed = 0.10
+    else:
+        progress = (decodes - _ALIAS_RATIO_RANGE_LOW) / (
+            _ALIAS_RATIO_RANGE_HIGH - _ALIAS_RATIO_RANGE_LOW
+        )
+        allowed = 0.99 - 0.89 * progress
+    return aliased / decodes > allowed
+
+
+def _aliasing_problem(root: Node) -> tuple[str, str, Node] | None:
+    """Where yaml.v2 would stop decoding `root` into the Go adapter's config because of its
+    aliases, as (path, reason, node), or None.
+
+    This walks the document as yaml.v2's UnmarshalStrict does: one step per call of its
+    decoder.unmarshal, in its order, not into unknown fields or values of the wrong kind;
+    steps inside an alias's node count as alias expansion. It stops where yaml.v2 does:
+    "document contains excessive aliasing" (reported at the outermost alias being expanded)
+    or "anchor 'a' value contains itself". An alias's node decoded as a type once costs no
+    walk the next time (its step count is kept): a node that an alias reaches again from
+    inside itself fails on the first walk, and within one expansion the alias ratio only
+    grows, so yaml.v2's verdict is the same. The walk is linear in the document's size."""
+    decodes = 1  # the document node
+    aliased = 0
+    expanding: set[int] = set()  # the alias nodes being expanded, by id
+    outermost: tuple[str, Node] = ("", root)  # the alias expanded outside any other
+    steps_of: dict[tuple[int, int], int] = {}  # by (id(node), id(type)): decode steps
+    # Steps to take, the next last: (_DECODE, node, type, path), (_KEY, key node, value node,
+    # type, path, fields done), (_MERGE_INTO, merged node, type, path), (_LEAVE_ALIAS,
+    # alias node, steps key, decodes at the start). Paths are None inside aliases.
+    work: list[tuple[Any, ...]] = [(_DECODE, root, _GO_CONFIG, "")]
+    while work:
+        step = work.pop()
+        op = step[0]
+        if op == _LEAVE_ALIAS:
+            _, alias, steps_key, decodes_at_start = step
+            expanding.discard(id(alias))
+            steps_of[steps_key] = decodes - decodes_at_start
+            continue
+        if op == _MERGE_INTO:
+            _, merged, go_type, path = step
+            # yaml.v2 merges a list of mappings last to first. A merge of something else is
+            # an error the decoders report.
+            for source in merged.value if isinstance(merged, SequenceNode) else [merged]:
+                if isinstance(_target(source), MappingNode):
+                    work.append((_DECODE, source, go_type, path))
+            continue
+        decodes += 1
+        if expanding:
+            aliased += 1
+        if _excessive_aliasing(decodes, aliased):
+            # Outside aliases, paths are known: a _DECODE's is step[3], a _KEY's step[4].
+            at_path, at_node = outermost if expanding else (step[3 + (op == _KEY)], step[1])
+            return at_path, _EXCESSIVE_ALIASING, at_node
+        if op == _KEY:
+            _, key_node, value_node, go_type, path, done = step
+            if isinstance(key_node, AliasNode):  # one more step: the alias's node, as a string
+                decodes += 1
+                aliased += 1
+                if _excessive_aliasing(decodes, aliased):
+                    at_path, at_node = outermost if expanding else (path, key_node)
+                    return at_path, _EXCESSIVE_ALIASING, at_node
+                key_node = key_node.value
+            if not isinstance(key_node, ScalarNode):
+                continue
+            key = "" if _is_null(key_node) else str(key_node.value)
+            if go_type.kind == "map":
+                value_type = go_type.elem
+            else:
+                value_type = go_type.fields.get(key)
+                if value_type is None or key in done:
+                    continue
+                done.add(key)
+            child_path = None if path is None else _join(path, key)
+            work.append((_DECODE, value_node, value_type, child_path))
+            continue
+        _, node, go_type, path = step
+        if isinstance(node, AliasNode):
+            if id(node) in expanding:
+                where = outermost[0] if path is None else path
+                return where, f"anchor '{node.anchor}' value contains itself", node
+            if not expanding:
+                outermost = (path, node)
+            steps_key = (id(node.value), id(go_type))
+            known_steps = steps_of.get(steps_key)
+            if known_steps is not None:
+                decodes += known_steps
+                aliased += known_steps
+                if _excessive_aliasing(decodes, aliased):
+                    return outermost[0], _EXCESSIVE_ALIASING, outermost[1]
+                continue
+            expanding.add(id(node))
+            work.append((_LEAVE_ALIAS, node, steps_key, decodes))
+            work.append((_DECODE, node.value, go_type, None))
+            continue
+        kind = go_type.kind
+        if kind == "duration":
+            if not _is_null(node):
+                work.append((_DECODE, node, _GO_STRING, path))
+        elif isinstance(node, MappingNode) and kind in ("struct", "map"):
+            fields_done: set[str] = set()  # yaml.v2's doneFields, per mapping
+            for key_node, value_node in reversed(node.value):
+                if _is_merge_key(key_node):
+                    work.append((_MERGE_INTO, value_node, go_type, path))
+                else:
+                    work.append((_KEY, key_node, value_node, go_type, path, fields_done))
+        elif isinstance(node, SequenceNode) and kind == "list":
+            for index in range(len(node.value) - 1, -1, -1):
+                child_path = None if path is None else f"{path}[{index}]"
+                work.append((_DECODE, node.value[index], go_type.elem, child_path))
+    return None
+
+
 def decode_config(root: Node | None, issues: IssueList) -> AdapterConfig:
     """Decode a composed YAML document; problems are appended to `issues`."""
     if root is None:
+        return AdapterConfig()
+    problem = _aliasing_problem(root)
+    if problem is not None:
+        path, reason, node = problem
+        issues.add(path, reason, _line(node))
         return AdapterConfig()
     v = _decode_fields(
         root,
@@ -307,14 +602,19 @@ def decode_config(root: Node | None, issues: IssueList) -> AdapterConfig:
     )
 
 
-class _FirstDocumentLoader(Composer, CParser, Resolver):
-    """libyaml's events (CParser) composed into nodes by PyYAML's composer, which lets us
-    see where the first document ends; CParser's own composer does not tell."""
+@dataclass(slots=True)
+class _OpenCollection:
+    node: SequenceNode | MappingNode
+    key: Node | None = None  # of a mapping: the key whose value comes next
+
+
+class _FirstDocumentLoader(CParser, _GoResolver):
+    """libyaml's events (CParser) composed into nodes as yaml.v2's parser does, which lets us
+    see where the first document ends (CParser's own composer does not tell)."""
 
     def __init__(self, text: str) -> None:
         CParser.__init__(self, text)
-        Composer.__init__(self)
-        Resolver.__init__(self)
+        _GoResolver.__init__(self)
         # Where the last event read ends: (line, column), both 0-based.
         self.consumed_to: tuple[int, int] | None = None
 
@@ -324,6 +624,67 @@ class _FirstDocumentLoader(Composer, CParser, Resolver):
         if mark is not None:
             self.consumed_to = (mark.line, mark.column)
         return event
+
+    def compose_first_document(self) -> Node | None:
+        """The first document's node tree, None for a stream without documents.
+
+        Built on a stack of our own, not by recursion, so nesting costs no Python stack
+        (libyaml refuses nesting from 1000 levels; yaml.v2 from 10,000).
+        As in yaml.v2, an anchor names its node from where the node starts (an alias inside
+        it names it too), a later anchor of the same name replaces it, and aliases stay in
+        the tree as AliasNode."""
+        self.get_event()  # the stream start
+        if self.check_event(StreamEndEvent):
+            return None
+        self.get_event()  # the document start
+        anchors: dict[str, Node] = {}
+        open_collections: list[_OpenCollection] = []
+        while True:
+            event = self.get_event()
+            # libyaml's marks have the attributes of PyYAML's, which nodes are typed with.
+            start_mark = cast(Mark, getattr(event, "start_mark", None))
+            end_mark = cast(Mark, getattr(event, "end_mark", None))
+            node: Node
+            if isinstance(event, CollectionEndEvent):
+                node = open_collections.pop().node
+                node.end_mark = end_mark
+            elif isinstance(event, AliasEvent):
+                anchor = str(event.anchor)
+                target = anchors.get(anchor)
+                if target is None:
+                    problem = f"unknown anchor '{anchor}' referenced"
+                    raise ComposerError(problem=problem, problem_mark=start_mark)
+                node = AliasNode(anchor, target, start_mark, end_mark)
+            elif isinstance(event, ScalarEvent):
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = self.resolve_tag(ScalarNode, event.value, event.implicit)
+                node = ScalarNode(tag, event.value, start_mark, end_mark, style=event.style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = node
+            elif isinstance(event, SequenceStartEvent | MappingStartEvent):
+                node_type = SequenceNode if isinstance(event, SequenceStartEvent) else MappingNode
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = self.resolve_tag(node_type, None, event.implicit)
+                collection = node_type(tag, [], start_mark, None, flow_style=event.flow_style)
+                if event.anchor is not None:
+                    anchors[event.anchor] = collection
+                open_collections.append(_OpenCollection(collection))
+                continue
+            else:
+                raise ComposerError(problem=f"unexpected {type(event).__name__}")
+            if not open_collections:
+                self.get_event()  # the document end
+                return node
+            parent = open_collections[-1]
+            if isinstance(parent.node, SequenceNode):
+                parent.node.value.append(node)
+            elif parent.key is None:
+                parent.key = node
+            else:
+                parent.node.value.append((parent.key, node))
+                parent.key = None
 
 
 # libyaml's line breaks, so that line numbers agree with its marks.
@@ -358,8 +719,7 @@ def read_first_document(text: str, issues: IssueList) -> Node | None:
     yaml.YAMLError."""
     loader = _FirstDocumentLoader(text)
     try:
-        loader.get_event()  # the stream start
-        root = loader.get_node()
+        root = loader.compose_first_document()
         end = loader.consumed_to
     finally:
         loader.dispose()
@@ -375,6 +735,11 @@ def read_first_document(text: str, issues: IssueList) -> Node | None:
     return root
 
 
+def _line_after(text: str) -> int:
+    """The 1-based line where what follows `text` is, counted as libyaml counts lines."""
+    return len(_LINE_BREAK.findall(text)) + 1
+
+
 def parse_config_text(text: str, issues: IssueList) -> AdapterConfig:
     """Parse YAML (or JSON) text; syntax errors are appended to `issues`."""
     try:
@@ -385,18 +750,38 @@ def parse_config_text(text: str, issues: IssueList) -> AdapterConfig:
         reason = " ".join(part for part in (exc.context, exc.problem) if part)
         issues.add("", f"invalid YAML: {reason}", line)
         return AdapterConfig()
+    except ReaderError as exc:
+        # libyaml gives a byte offset into the text as UTF-8.
+        before = text.encode("utf-8")[: exc.position].decode("utf-8", errors="replace")
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        issues.add(
+            "",
+            f"invalid YAML: unacceptable character #x{character:04x}: {exc.reason}",
+            _line_after(before),
+        )
+        return AdapterConfig()
     except yaml.YAMLError as exc:
         issues.add("", f"invalid YAML: {exc}")
         return AdapterConfig()
     return decode_config(root, issues)
 
 
+# yaml.v2 reads UTF-16 when the file starts with its byte-order mark, and UTF-8 otherwise.
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def read_config_file(path: str | Path, issues: IssueList) -> AdapterConfig:
     """Read and decode a config file; problems are appended to `issues`."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        issues.add("", f"cannot read file: {reason}")
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        issues.add("", f"cannot read file: {exc.strerror or exc}")
+        return AdapterConfig()
+    encoding = "utf-16" if data.startswith(_UTF16_BOMS) else "utf-8"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode(encoding, errors="replace")
+        issues.add("", f"cannot read file: {exc}", _line_after(before))
         return AdapterConfig()
     return parse_config_text(text, issues)

@@ -25,6 +25,7 @@ from adapter.kube.api import KubeAPIError
 from adapter.kube.config import KubeConfig, KubeConfigError
 from adapter.kube.credentials import ClientCredentials
 from adapter.prometheus.transport import env_proxy
+from adapter.redaction import authorization_forms, redact, secret_forms
 
 __all__ = ["PARTIAL_METADATA_LIST_ACCEPT", "KubeClient", "TokenBucket"]
 
@@ -91,6 +92,7 @@ class KubeClient(PooledClient):
         self._credentials = ClientCredentials(config)
         self._proxy, proxy_auth = env_proxy(self._base)
         self._proxy_headers = {"Proxy-Authorization": proxy_auth} if proxy_auth else None
+        self._proxy_secrets = authorization_forms(proxy_auth) if proxy_auth else frozenset()
 
     # --- KubeAPI ------------------------------------------------------------------
 
@@ -211,10 +213,9 @@ class KubeClient(PooledClient):
         return self._base.with_path(self._base_path + path)
 
     def _redact(self, text: str, secrets: Sequence[str] = ()) -> str:
-        for secret in (*secrets, *self._credentials.secrets()):
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        return text
+        """`secrets`: credentials this request carries besides ours (a reviewed token)."""
+        forms = [form for secret in secrets for form in secret_forms(secret)]
+        return redact(text, (*forms, *self._credentials.secrets(), *self._proxy_secrets))
 
     async def _request(
         self,
@@ -332,7 +333,8 @@ class KubeClient(PooledClient):
             reason = str(doc.get("reason") or http_reason)
             message = str(doc.get("message") or "")
         else:
-            message = body[:200].decode("utf-8", errors="replace")
+            # Redacted before it is cut short, so that the cut cannot split a credential.
+            message = self._redact(body[:4096].decode("utf-8", errors="replace"), secrets)[:200]
         return KubeAPIError(status, reason, self._redact(message, secrets), path=path)
 
     def _decode_event(self, line: bytes, path: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from aiohttp import encode_basic_auth
 
 from adapter.kube.api import KubeAPIError
 from adapter.kube.config import KubeConfig, KubeConfigError
+from adapter.redaction import basic_auth_forms, secret_forms
 from adapter.token_file import TokenFile, TokenFileError
 
 __all__ = ["ClientCredentials", "build_ssl_context"]
@@ -152,15 +153,17 @@ class ClientCredentials:
         return self._basic
 
     def secrets(self) -> tuple[str, ...]:
-        """Every credential value that must never reach a log or an answer."""
-        values = [self._config.token, self._config.password, self._basic]
+        """Every credential that must never reach a log or an answer, in every form it may
+        take there (adapter.redaction)."""
+        tokens = [self._config.token or ""]
         if self._token_file is not None:
-            values.append(self._token_file.current())
+            tokens.append(self._token_file.current())
         if self._exec_cred is not None:
-            values.append(self._exec_cred.token)
-        if self._basic is not None:
-            values.append(self._basic.removeprefix("Basic "))
-        return tuple(v for v in values if v)
+            tokens.append(self._exec_cred.token or "")
+        forms = {form for token in tokens for form in secret_forms(token)}
+        if self._config.username is not None:
+            forms |= basic_auth_forms(self._config.username, self._config.password or "")
+        return tuple(forms)
 
     def needs_refresh(self) -> bool:
         """True when the exec plugin must run before the next request."""

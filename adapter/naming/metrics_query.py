@@ -7,6 +7,7 @@ and their quoting decide the exact query sent to Prometheus:
 3. the object matcher: `<label>="<name>"` for one object, `<label>=~"a|b"` for several.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,9 +24,17 @@ from adapter.naming.errors import (
 )
 from adapter.promql.go_quote import go_quote
 from adapter.promql.go_template import FieldKind, GoTemplate, TemplateExecError
-from adapter.promql.label_selector import Operator, Selector
+from adapter.promql.label_selector import Operator, Selector, SelectorError
 
-__all__ = ["METRICS_QUERY_FIELDS", "MetricsQuery", "QueryArgs", "ResourceLabeler", "label_matcher"]
+__all__ = [
+    "METRICS_QUERY_FIELDS",
+    "MetricsQuery",
+    "QueryArgs",
+    "ResourceLabeler",
+    "UnexpressibleSelectorError",
+    "check_promql_selector",
+    "label_matcher",
+]
 
 METRICS_QUERY_FIELDS: Mapping[str, FieldKind] = {
     "Series": FieldKind.STRING,
@@ -48,6 +57,39 @@ class ResourceLabeler(Protocol):
 def label_matcher(label: str, op: str, value: str) -> str:
     """`label<op>"value"` with Go `%q` quoting; label names are not validated, as in Go."""
     return f"{label}{op}{go_quote(value)}"
+
+
+# Prometheus 2.x's label names. Kubernetes keys may also hold `.`, `-`, `/` or start with a
+# digit (`app.kubernetes.io/name`, `0`); Go sends those verbatim and Prometheus rejects the
+# query. Keys cannot start with `_`, so reserved names like `__name__` never get here.
+_PROMQL_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_ORDERING = (Operator.GREATER_THAN, Operator.LESS_THAN)
+
+
+class UnexpressibleSelectorError(SelectorError):
+    """A valid Kubernetes selector that PromQL label matchers cannot express."""
+
+
+def check_promql_selector(selector: Selector) -> None:
+    """Raise UnexpressibleSelectorError, naming every reason, when `selector` cannot become
+    the PromQL matchers of `<<.LabelMatchers>>`: a key that is no Prometheus label name, or
+    Gt/Lt. Callers check before querying, so that such a client mistake is a 400; Go sends
+    the bad names (Prometheus: 500) and fails on Gt/Lt (custom 404, external 500)."""
+    problems: list[str] = []
+    for req in selector.requirements:
+        if not _PROMQL_LABEL_NAME.fullmatch(req.key):
+            problems.append(
+                f"label name {go_quote(req.key)} is not valid in PromQL: "
+                f"it must match {_PROMQL_LABEL_NAME.pattern}"
+            )
+        if req.operator in _ORDERING:
+            symbol = ">" if req.operator == Operator.GREATER_THAN else "<"
+            problems.append(
+                f"operator {go_quote(symbol)} in {go_quote(str(req))} is not supported by "
+                "prometheus label matchers"
+            )
+    if problems:
+        raise UnexpressibleSelectorError("; ".join(dict.fromkeys(problems)))
 
 
 def _matcher_operator(operator: Operator, count: int) -> str:
@@ -101,7 +143,7 @@ class _Matchers:
         """Go's `processQueryParts` for one part."""
         if not label:
             raise LabelNotSpecifiedError()
-        if operator in (Operator.GREATER_THAN, Operator.LESS_THAN):
+        if operator in _ORDERING:
             raise UnsupportedOperatorError()
         op = _matcher_operator(operator, len(values))
         self.exprs.append(label_matcher(label, op, "|".join(values)))

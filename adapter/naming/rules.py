@@ -108,8 +108,13 @@ class CompiledConfig:
 
 
 # A matcher value that looks like a regex behind `=`/`!=` (the upstream sample config has
-# `__name__!="^container_.*"`, which excludes nothing).
-_REGEX_BEHIND_EQUALITY = re.compile(r'([A-Za-z_]\w*)\s*(!?=)\s*"((?:\^|[^"]*(?:\.\*|\.\+))[^"]*)"')
+# `__name__!="^container_.*"`, which excludes nothing). A name is only tried where its word
+# starts (past word characters that cannot start a name, such as digits), and the value is
+# checked by a lookahead, so that a long word or an unterminated value is scanned once, not
+# once per position: linear time.
+_REGEX_BEHIND_EQUALITY = re.compile(
+    r'(?<!\w)[^\WA-Za-z_]*([A-Za-z_]\w*)\s*(!?=)\s*"((?=\^|[^"]*\.[*+])[^"]*)"'
+)
 
 _TEMPLATE_NAME = "metrics-query"
 

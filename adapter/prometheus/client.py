@@ -22,6 +22,12 @@ rest: requests through a proxy, the streamed series listing, redirects (the firs
 switches the client to aiohttp for good) and every request when a `--prometheus-header`
 sets Accept-Encoding.
 
+Large answers (not in the Go adapter): answers read whole are read by `answers.Answer` on
+either transport: small ones parsed in one call, large ones as they arrive (`query_stream`,
+`series_stream`), so that the event loop keeps running. Past
+`PrometheusConfig.max_response_size` bytes (`--prometheus-max-response-size`) the client
+stops reading, closes the connection and fails with error type "too_large", naming the limit.
+
 `stream_series` (not in the Go adapter) is `series` for discovery, whose answers can hold
 millions of series: the body is parsed as it arrives (`series_stream`) and handed on in
 batches, so memory does not grow with the number of series.
@@ -31,7 +37,7 @@ import asyncio
 import logging
 import math
 import time as _time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 from urllib.parse import quote_plus
 
@@ -42,26 +48,40 @@ from yarl import URL
 from adapter import __version__
 from adapter.http_client import PooledClient
 from adapter.kube.api import KubeAPIError
+from adapter.prometheus.answers import (
+    LABEL_NAMES,
+    QUERY,
+    SERIES,
+    Answer,
+    AnswerReading,
+    is_json,
+    read_aiohttp_answer,
+)
 from adapter.prometheus.config import (
     PrometheusConfig,
     PrometheusConfigError,
     check_header,
+    format_size,
     parse_header_flags,
 )
 from adapter.prometheus.errors import PrometheusError
-from adapter.prometheus.http1 import Http1Pool, ResponseFramingError
+from adapter.prometheus.http1 import (
+    Http1Pool,
+    ResponseFramingError,
+    ResponseHead,
+    ResponseTooLarge,
+)
 from adapter.prometheus.results import (
     QueryResult,
     ResponseProblem,
     Sample,
     decode_response,
     format_time,
-    parse_label_names,
-    parse_query_data,
     parse_series_data,
 )
 from adapter.prometheus.series_stream import SeriesStreamParser
 from adapter.prometheus.transport import (
+    basic_auth,
     build_ssl_context,
     display_url,
     endpoint_url,
@@ -69,6 +89,13 @@ from adapter.prometheus.transport import (
     kubeconfig_credentials,
 )
 from adapter.promql.duration import format_prometheus_duration
+from adapter.redaction import (
+    authorization_forms,
+    header_forms,
+    redact,
+    secret_forms,
+    url_credential_forms,
+)
 from adapter.token_file import TokenFile, TokenFileError
 
 __all__ = [
@@ -97,6 +124,7 @@ _T = TypeVar("_T")
 _FORM = "application/x-www-form-urlencoded"
 # Bytes of a series body parsed at a time: ~170 series, well under a millisecond of parsing.
 _STREAM_CHUNK = 64 * 1024
+_MAX_RESPONSE_SIZE_FLAG = "--prometheus-max-response-size"
 
 SeriesSink = Callable[[list[dict[str, str]]], None]
 """Takes each batch of series (label sets) as `stream_series` parses them."""
@@ -105,21 +133,6 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 # Reads a response (status known, body not read yet) sent with the given method.
 _Reader = Callable[[aiohttp.ClientResponse, str], Awaitable[_T]]
-
-
-class _WholeResponse(Protocol):
-    """What reading a whole body needs: an aiohttp response or an `HTTPResponse`."""
-
-    @property
-    def status(self) -> int: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    async def read(self) -> bytes: ...
-
-
-_WholeReader = Callable[[_WholeResponse, str], Awaitable[_T]]
 
 
 class _Streamed(Generic[_T]):
@@ -201,6 +214,8 @@ class PrometheusClient(PooledClient):
             raise PrometheusConfigError("the Prometheus connection pool size must not be negative")
         if config.max_get_url_length < 0:
             raise PrometheusConfigError("the maximum GET URL length must not be negative")
+        if config.max_response_size < 0:
+            raise PrometheusConfigError("the maximum response size must not be negative")
         try:
             base = URL(config.url)
         except (ValueError, TypeError) as err:
@@ -256,7 +271,7 @@ class PrometheusClient(PooledClient):
         # (net/http adds Basic auth before the transport), then the bearer token file.
         self._auth_header: str | None = None
         if "authorization" not in user_keys and base.user is not None:
-            self._auth_header = aiohttp.encode_basic_auth(base.user, base.password or "")
+            self._auth_header = basic_auth(base.user, base.password or "")
         if "authorization" in user_keys or self._auth_header is not None:
             self._token = None
         # The kubeconfig's credentials come last: client-go's round trippers leave an
@@ -266,13 +281,14 @@ class PrometheusClient(PooledClient):
             if self._auth_header is None and "authorization" not in user_keys
             else None
         )
-        self._secrets = tuple(
-            s
-            for s in (
-                base.password,
-                *(v for k, v in config.headers if k.lower() == "authorization"),
+        # Every form of every credential we send (see adapter.redaction); the token file's
+        # and the kubeconfig's may change, so `_redact` asks for theirs each time.
+        self._secrets = frozenset(
+            (
+                *url_credential_forms(base),
+                *(form for key, value in config.headers for form in header_forms(key, value)),
+                *(authorization_forms(proxy_auth) if proxy_auth else ()),
             )
-            if s
         )
         self._post_logged = False
         # The lean HTTP/1.1 client, unless a proxy is in the way or a --prometheus-header
@@ -325,16 +341,14 @@ class PrometheusClient(PooledClient):
             params.append(("time", format_time(time)))
         # Lets Prometheus abandon the evaluation once we have stopped waiting for it.
         params.append(("timeout", self._timeout_param))
-        return await self._request(QUERY_ENDPOINT, params, _buffered(parse_query_data))
+        return await self._request(QUERY_ENDPOINT, params, QUERY)
 
     async def series(
         self, matches: Sequence[str], start: float | None = None, end: float | None = None
     ) -> list[dict[str, str]]:
         """Label sets (with `__name__`) of the series matching any of `matches`."""
         params = self._range_params(matches, start, end)
-        return await self._request(
-            SERIES_ENDPOINT, params, _buffered(lambda d, _w: parse_series_data(d))
-        )
+        return await self._request(SERIES_ENDPOINT, params, SERIES)
 
     async def stream_series(
         self,
@@ -361,9 +375,7 @@ class PrometheusClient(PooledClient):
     ) -> list[str]:
         """Label names, optionally only those of series matching `matches`."""
         params = self._range_params(matches, start, end)
-        return await self._request(
-            LABELS_ENDPOINT, params, _buffered(lambda d, _w: parse_label_names(d))
-        )
+        return await self._request(LABELS_ENDPOINT, params, LABEL_NAMES)
 
     async def metric_names(
         self, matches: Sequence[str] = (), start: float | None = None, end: float | None = None
@@ -374,7 +386,7 @@ class PrometheusClient(PooledClient):
         return await self._request(
             METRIC_NAMES_ENDPOINT,
             params,
-            _buffered(lambda d, _w: parse_label_names(d)),
+            LABEL_NAMES,
             get_only=True,
         )
 
@@ -423,12 +435,10 @@ class PrometheusClient(PooledClient):
         return self._credential_auth.authorization() if self._credential_auth else None
 
     def _redact(self, text: str) -> str:
+        """The one way an error message about Prometheus is cleaned of our credentials."""
         token = self._token.current() if self._token is not None else ""
         credentials = self._credentials.secrets() if self._credentials is not None else ()
-        for secret in (*self._secrets, token, *credentials):
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        return text
+        return redact(text, (*self._secrets, *secret_forms(token), *credentials))
 
     async def _refresh_credentials(self) -> None:
         """Run the kubeconfig's exec plugin; a new client certificate means new connections."""
@@ -444,7 +454,7 @@ class PrometheusClient(PooledClient):
         self,
         endpoint: str,
         params: list[tuple[str, str]],
-        read: "_WholeReader[_T] | _Streamed[_T]",
+        read: "AnswerReading[_T] | _Streamed[_T]",
         *,
         get_only: bool = False,
     ) -> _T:
@@ -468,6 +478,7 @@ class PrometheusClient(PooledClient):
         status: int | None = None
         error: PrometheusError | None = None
         completed = False  # stays False (and unobserved) when the caller cancels us
+        max_size = self._config.max_response_size
 
         def fail(error_type: str, message: str) -> PrometheusError:
             return PrometheusError(
@@ -486,11 +497,20 @@ class PrometheusClient(PooledClient):
             if self._credentials is not None and self._credentials.needs_refresh():
                 await self._refresh_credentials()
             if self._lean is not None and not isinstance(read, _Streamed):
+                reading = read
+
+                def open_answer(head: ResponseHead) -> Answer[_T]:
+                    return Answer(head, method, reading)
+
                 async with asyncio.timeout(self._config.timeout):
-                    answer = await self._lean.request(self._lean_request(endpoint, method, encoded))
-                status = answer.status
+                    head, answer = await self._lean.exchange(
+                        self._lean_request(endpoint, method, encoded),
+                        open_answer,
+                        max_body_size=max_size,
+                    )
+                status = head.status
                 if status not in _REDIRECTS:
-                    result = await read(answer, method)
+                    result = answer.result()
                     completed = True
                     return result
                 # aiohttp follows redirects as Go does: it sends this request again and, as
@@ -510,7 +530,10 @@ class PrometheusClient(PooledClient):
                 server_hostname=self._tls_server_name(),
             ) as resp:
                 status = resp.status
-                result = await (read.read if isinstance(read, _Streamed) else read)(resp, method)
+                if isinstance(read, _Streamed):
+                    result = await read.read(resp, method)
+                else:
+                    result = await read_aiohttp_answer(resp, method, read, max_size)
             completed = True
             return result
         except PrometheusError as err:
@@ -521,6 +544,10 @@ class PrometheusClient(PooledClient):
             raise error from None
         except ResponseProblem as err:
             error = fail(err.error_type, err.message)
+            raise error from None
+        except ResponseTooLarge as err:
+            status = err.status
+            error = fail("too_large", self._too_large(err))
             raise error from None
         except TimeoutError:
             # Before ClientError: aiohttp's timeout errors subclass both.
@@ -541,6 +568,14 @@ class PrometheusClient(PooledClient):
             _log.debug("%s %s %s (%.3fs)", method, url, status, elapsed)
             if self._observer is not None and (completed or error is not None):
                 self._notify(endpoint, method, params, status, elapsed, error)
+
+    @staticmethod
+    def _too_large(err: ResponseTooLarge) -> str:
+        """What `ResponseTooLarge` means here; names the flag and its value."""
+        return (
+            f"the answer is larger than {_MAX_RESPONSE_SIZE_FLAG}={format_size(err.limit)} "
+            f"({err.limit} bytes); stopped reading at {err.size} bytes and closed the connection"
+        )
 
     def _lean_request(self, endpoint: str, method: str, encoded: str) -> bytes:
         """The request as bytes for `Http1Pool`: the same headers `_headers` gives aiohttp."""
@@ -580,29 +615,11 @@ class PrometheusClient(PooledClient):
             _log.exception("Prometheus request observer failed")
 
 
-def _buffered(parse: Callable[[object, tuple[str, ...]], _T]) -> _WholeReader[_T]:
-    """A reader of the whole body: decode_response, then `parse(data, warnings)`."""
-
-    async def read(resp: _WholeResponse, method: str) -> _T:
-        content = await resp.read()
-        content_type = resp.headers.get("Content-Type", "")
-        data, warnings = decode_response(
-            resp.status, resp.reason or "", content, content_type, method
-        )
-        return parse(data, warnings)
-
-    return read
-
-
-def _is_json(mimetype: str) -> bool:
-    return mimetype == "application/json" or mimetype.endswith("+json")
-
-
 async def _read_series(resp: aiohttp.ClientResponse, method: str, sink: SeriesSink) -> int:
     """A series body through SeriesStreamParser, `_STREAM_CHUNK` bytes at a time. Errors
     (not 2xx) and bodies that are not JSON by their Content-Type are small: they take the
     whole-body path, so that their errors are exactly decode_response's."""
-    if resp.status // 100 != 2 or not _is_json(resp.content_type):
+    if resp.status // 100 != 2 or not is_json(resp.content_type):
         content = await resp.read()
         content_type = resp.headers.get("Content-Type", "")
         data, _ = decode_response(resp.status, resp.reason or "", content, content_type, method)

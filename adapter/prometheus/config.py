@@ -1,15 +1,44 @@
 """Connection settings for Prometheus, and the `--prometheus-header` flag parser."""
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_SIZE",
     "PrometheusConfig",
     "PrometheusConfigError",
     "canonical_header_key",
     "check_header",
+    "format_size",
     "parse_header_flags",
+    "parse_size",
 ]
+
+
+# One answer's body may hold this much. No legitimate instant-query answer comes near: an
+# HPA's queries are per object, split to a few hundred objects (--prometheus-max-matcher-length);
+# the largest are per namespace (metrics.k8s.io's containers, --namespace-query-ttl's objects),
+# ~150 bytes of JSON each, so 32 MiB is ~220,000 of them in one namespace, more than Kubernetes
+# supports in a whole cluster (150,000 pods). Parsed as it arrives, an answer takes 2 (samples
+# with a series' usual labels) to 5.5 (two-label samples) times its size at its peak, so the
+# limit keeps a runaway answer (a query that lost its aggregation, a proxy page that never
+# ends) under ~180 MB, within the 256Mi that docs/performance.md suggests for large fleets.
+DEFAULT_MAX_RESPONSE_SIZE = 32 << 20
+
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?")
+_SIZE_FACTORS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 1 << 10,
+    "Mi": 1 << 20,
+    "Gi": 1 << 30,
+    "Ti": 1 << 40,
+}
 
 
 class PrometheusConfigError(ValueError):
@@ -43,6 +72,10 @@ class PrometheusConfig:
       longer than this many bytes is sent as POST (form body) instead, because proxies and
       Prometheus-compatible servers reject long request lines (414, VictoriaMetrics' query
       length limit). 0 never switches (the Go adapter's behaviour). Not in the Go adapter.
+    - `max_response_size`: bytes of one answer's body (after any decompression) past which
+      the adapter stops reading, closes the connection and fails the request; 0: no limit.
+      The streamed series listing of discovery is exempt: its memory does not grow with its
+      size. Not in the Go adapter (which reads any answer whole).
     """
 
     url: str = "https://localhost"
@@ -57,6 +90,7 @@ class PrometheusConfig:
     timeout: float = 10.0
     max_connections: int = 100
     max_get_url_length: int = 8192
+    max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE
 
 
 # RFC 7230 token characters: what Go's textproto accepts in a header name.
@@ -110,3 +144,28 @@ def parse_header_flags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
         check_header(key, value, what="--prometheus-header")
         headers.append((canonical_header_key(key), value.strip(" \t")))
     return tuple(headers)
+
+
+def parse_size(text: str, *, flag: str = "--prometheus-max-response-size") -> int:
+    """A size in bytes written as a Kubernetes quantity: "67108864", "64Mi", "1.5Gi", "500M".
+    Fractions of a byte are dropped."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise PrometheusConfigError(
+            f'invalid {flag} "{text}": expected bytes, optionally with a suffix '
+            "(Ki, Mi, Gi, Ti or k, M, G, T), such as 64Mi"
+        )
+    number, suffix = match.groups()
+    try:
+        return int(Decimal(number) * _SIZE_FACTORS[suffix or ""])
+    except InvalidOperation:  # pragma: no cover - the pattern only admits numbers
+        raise PrometheusConfigError(f'invalid {flag} "{text}"') from None
+
+
+def format_size(size: int) -> str:
+    """A size as `parse_size` reads it, in the largest unit that divides it: "64Mi"."""
+    for suffix in ("Ti", "Gi", "Mi", "Ki", "T", "G", "M", "k"):
+        factor = _SIZE_FACTORS[suffix]
+        if size and size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)

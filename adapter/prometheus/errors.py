@@ -16,7 +16,8 @@ class PrometheusError(Exception):
     Attributes:
         error_type: Prometheus' `errorType` ("bad_data", "execution", "timeout", "canceled",
             "unavailable", "internal", ...) or ours: "bad_response" (unexpected status or
-            body), "connection" (refused, DNS, TLS, reset) and "timeout" (our deadline).
+            body), "connection" (refused, DNS, TLS, reset), "timeout" (our deadline) and
+            "too_large" (an answer over --prometheus-max-response-size).
         message: what happened, without the prefix or the location.
         status: HTTP status, or None when no response arrived.
         endpoint: the API path, such as "/api/v1/query".

@@ -23,6 +23,7 @@ __all__ = [
     "parse_label_names",
     "parse_query_data",
     "parse_series_data",
+    "parse_vector",
 ]
 
 
@@ -181,7 +182,8 @@ def _parse_pair(pair: object, what: str) -> tuple[float, float]:
     return float(ts), _parse_value(pair[1])
 
 
-def _parse_vector(result: list[object]) -> tuple[Sample, ...]:
+def parse_vector(result: list[object]) -> list[Sample]:
+    """The Samples of a vector's elements (native-histogram samples have none)."""
     samples: list[Sample] = []
     for item in result:
         if not isinstance(item, dict):
@@ -197,7 +199,7 @@ def _parse_vector(result: list[object]) -> tuple[Sample, ...]:
             continue
         ts, value = _parse_pair(pair, "vector sample")
         samples.append(Sample(labels, value, ts))
-    return tuple(samples)
+    return samples
 
 
 def parse_query_data(data: object, warnings: tuple[str, ...] = ()) -> QueryResult:
@@ -211,7 +213,7 @@ def parse_query_data(data: object, warnings: tuple[str, ...] = ()) -> QueryResul
             return QueryResult("vector", (), warnings)
         if not isinstance(result, list):
             raise MalformedResponse(f"vector result is {_describe(result)}, not an array")
-        return QueryResult("vector", _parse_vector(result), warnings)
+        return QueryResult("vector", tuple(parse_vector(result)), warnings)
     if result_type == "scalar":
         ts, value = _parse_pair(result, "scalar")
         return QueryResult("scalar", (Sample({}, value, ts),), warnings)

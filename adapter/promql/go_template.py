@@ -125,7 +125,14 @@ def compile_template(
     struct_type = GoStructType(type_name, {n: _ZERO_VALUES[k] for n, k in items})
     parsed = parse_template(source, name=name, functions=frozenset(BUILTINS))
     program = _Program(name, source, struct_type, fields, parsed.trees)
-    main = program.callee(name, _T.ROOT)
+    try:
+        main = program.callee(name, _T.ROOT)
+    except RecursionError:
+        # Called templates are compiled into their callers: a chain hundreds of templates deep
+        # (Go renders up to 100,000) would overflow Python's stack, here and when rendering.
+        raise TemplateError(
+            f"template: {name}: templates call each other too deeply to compile"
+        ) from None
     slot_count = main.slot_count
 
     if main.resumable:

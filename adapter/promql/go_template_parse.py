@@ -26,6 +26,7 @@ from adapter.promql.go_template_lex import (
 )
 
 __all__ = [
+    "MAX_NESTING",
     "UNDEFINED_SLOT",
     "ActionNode",
     "BoolNode",
@@ -326,6 +327,10 @@ class _TreeState:
 
 
 _MAX_PAREN_DEPTH = 10000
+# How deep `if`/`range`/`with`/`else if`/`block` and parentheses may nest. Go has no such limit
+# (its stack grows), but each level costs this parser, the compiler and rendering about four
+# Python frames: 100 levels keep a request's rendering far from Python's recursion limit.
+MAX_NESTING = 100
 
 
 class _Parser:
@@ -348,6 +353,7 @@ class _Parser:
         self.action_line = 0
         self.range_depth = 0
         self.paren_depth = 0
+        self.nesting = 0  # control structures and parentheses open (see MAX_NESTING)
         self.trees: dict[str, ParsedTree] = {}
 
     # Token stream with Go's three-token lookahead.
@@ -388,6 +394,14 @@ class _Parser:
         tok = self.next_non_space()
         self.backup()
         return tok
+
+    def nest(self) -> None:
+        """Open one more level of nesting; the caller closes it (a failed parse ends)."""
+        if self.nesting >= MAX_NESTING:
+            raise self.errorf(
+                f"actions and parentheses nested too deeply (more than {MAX_NESTING} levels)"
+            )
+        self.nesting += 1
 
     def errorf(self, message: str) -> TemplateError:
         return TemplateError(f"template: {self.name}:{self.token[0].line}: {message}")
@@ -489,6 +503,7 @@ class _Parser:
     def block_control(self) -> TemplateNode:
         """`{{block "name" pipeline}} ... {{end}}`: a definition and its call."""
         context = "block clause"
+        self.nest()
         tok = self.next_non_space()
         name = self.template_name(tok, context)
         pipe = self.pipeline(context, TokenType.RIGHT_DELIM)
@@ -502,6 +517,7 @@ class _Parser:
             )
         tree = self.finish_tree(name, root, outer)
         self.add_tree(tree)
+        self.nesting -= 1
         return TemplateNode(tok.pos, tok.line, name, pipe)
 
     def template_control(self) -> TemplateNode:
@@ -567,6 +583,7 @@ class _Parser:
 
     def control(self, context: str) -> ControlNode:
         mark = len(self.vars)
+        self.nest()
         try:
             pipe = self.pipeline(context, TokenType.RIGHT_DELIM)
             if context == "range":
@@ -588,6 +605,7 @@ class _Parser:
             return ControlNode(context, pipe.pos, pipe.line, pipe, lst, else_list)
         finally:
             del self.vars[mark:]
+            self.nesting -= 1
 
     def pipeline(self, context: str, end: TokenType) -> PipeNode:
         tok = self.peek_non_space()
@@ -738,10 +756,12 @@ class _Parser:
             if self.paren_depth >= _MAX_PAREN_DEPTH:
                 raise self.errorf("max expression depth exceeded")
             self.paren_depth += 1
+            self.nest()
             try:
                 return self.pipeline("parenthesized pipeline", TokenType.RIGHT_PAREN)
             finally:
                 self.paren_depth -= 1
+                self.nesting -= 1
         if typ is TokenType.STRING or typ is TokenType.RAW_STRING:
             try:
                 text = unquote(tok.val)

@@ -671,8 +671,14 @@ _LABEL_SELECTOR_OPERATORS = {
 }
 
 
-def to_label_selector(selector: Selector) -> dict[str, object] | None:
-    """`metav1.ParseToLabelSelector(selector.String())` as Kubernetes' JSON, None if empty."""
+def to_label_selector(
+    selector: Selector, *, not_equals_as_not_in: bool = False
+) -> dict[str, object] | None:
+    """`metav1.ParseToLabelSelector(selector.String())` as Kubernetes' JSON, None if empty.
+
+    Go refuses `!=`, which a LabelSelector cannot store; `not_equals_as_not_in` writes
+    `k!=v` as `k notin (v)` instead, which selects exactly the same labels.
+    """
     if selector.empty():
         return None
     text = str(selector)
@@ -692,6 +698,8 @@ def to_label_selector(selector: Selector) -> dict[str, object] | None:
             continue
         if op in (Operator.GREATER_THAN, Operator.LESS_THAN):
             raise SelectorError(f"{go_quote(op.value)} isn't supported in label selectors")
+        if op == Operator.NOT_EQUALS and not_equals_as_not_in:
+            op = Operator.NOT_IN
         label_op = _LABEL_SELECTOR_OPERATORS.get(op)
         if label_op is None:
             raise SelectorError(f"{go_quote(op.value)} is not a valid label selector operator")

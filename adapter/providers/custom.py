@@ -301,9 +301,11 @@ class CustomMetricsProvider:
         selector = None
         if not metric_selector.empty():
             try:
-                selector = to_label_selector(metric_selector)
+                # Go fails the request (500) on `!=`, which a LabelSelector cannot store,
+                # although its PromQL worked; the equivalent `notin` is echoed instead.
+                selector = to_label_selector(metric_selector, not_equals_as_not_in=True)
             except SelectorError as exc:
-                # As in Go: a `!=` requirement cannot be echoed back, and fails the request.
+                # Gt/Lt: the server refuses them before querying; other callers get Go's 500.
                 raise UnknownError(str(exc)) from None
         now = self._clock()
         kind, _, _, api_version = self._reference(resource, namespace, "")

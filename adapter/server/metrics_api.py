@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 
 from adapter.errors import BadRequestError, path_not_found
 from adapter.kube.rest_mapper import NAMESPACES, GroupResource
+from adapter.naming.metrics_query import check_promql_selector
 from adapter.promql.label_selector import EVERYTHING, Selector, SelectorError, parse_selector
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
@@ -41,8 +42,8 @@ CUSTOM_VERSIONS = ("v1beta2", "v1beta1")
 EXTERNAL_VERSIONS = ("v1beta1",)
 
 
-def _selector(request: web.Request, param: str) -> Selector:
-    return parse_selector_param(request.query.get(param, ""), param)
+def _selector(request: web.Request, param: str, *, promql: bool = False) -> Selector:
+    return parse_selector_param(request.query.get(param, ""), param, promql=promql)
 
 
 # HPAs send the same few selectors every 15 s; a Selector is immutable, so each distinct
@@ -50,12 +51,18 @@ def _selector(request: web.Request, param: str) -> Selector:
 _parse_selector = functools.lru_cache(maxsize=4096)(parse_selector)
 
 
-def parse_selector_param(text: str, param: str) -> Selector:
-    """A selector query parameter; a bad one is a 400, as in the Go adapter."""
+def parse_selector_param(text: str, param: str, *, promql: bool = False) -> Selector:
+    """A selector query parameter; a bad one is a 400, as in the Go adapter.
+
+    `promql`: it becomes PromQL label matchers (metricLabelSelector, the external
+    labelSelector), so what they cannot express is a 400 too, before any query is sent."""
     if not text:
         return EVERYTHING
     try:
-        return _parse_selector(text)
+        selector = _parse_selector(text)
+        if promql:
+            check_promql_selector(selector)
+        return selector
     except SelectorError as exc:
         raise BadRequestError(f"invalid {param} {text!r}: {exc}") from None
 
@@ -113,7 +120,7 @@ def custom_handler(provider: CustomMetricsProvider) -> Handler:
             raise path_not_found()
         require_route_accept(request, LIST_ROUTE_MEDIA_TYPES)
         namespace, resource, name, metric = _parse_custom_path(segments)
-        metric_selector = _selector(request, "metricLabelSelector")
+        metric_selector = _selector(request, "metricLabelSelector", promql=True)
         name = _object_name(request, name)
         if name == "*":
             values = await provider.get_metric_by_selector(
@@ -145,7 +152,7 @@ def external_handler(provider: ExternalMetricsProvider) -> Handler:
         chosen = negotiated(request)
         _, namespace, metric = segments
         values = await provider.get_external_metric(
-            namespace, metric, _selector(request, "labelSelector")
+            namespace, metric, _selector(request, "labelSelector", promql=True)
         )
         return object_response(request, external_metric_list(values), chosen)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from yarl import URL
 
 from adapter.audit import AuditConfigError, Auditor, audit_chain, audit_decisions, build_auditor
 from adapter.auth.authenticators import (
@@ -53,6 +54,7 @@ from adapter.kube.rest_mapper import BUILTIN_RESOURCES, RESTMapper, StaticRESTMa
 from adapter.naming.rules import CompiledConfig, ResourceMetricRules, load_rules
 from adapter.options import prometheus_config
 from adapter.prometheus.client import PrometheusClient, PrometheusConfigError
+from adapter.prometheus.transport import display_url
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import ObjectLister, PrometheusObjectLister
@@ -64,6 +66,7 @@ from adapter.providers.resource import (
     ResourceObjects,
 )
 from adapter.server.app import ServerState, build_app
+from adapter.server.connections import ConnectionLimits, SecureSite
 from adapter.server.loop_lag import watch_loop_lag
 from adapter.server.metrics import AdapterMetrics
 from adapter.server.reload import ConfigReloader, ConfigReloadMetrics
@@ -221,8 +224,16 @@ async def _cluster_backend(
         raise
 
 
+def _server_label(prometheus_url: str) -> str:
+    """The `server` label of our own metrics: the URL without its credentials."""
+    try:
+        return display_url(URL(prometheus_url))
+    except ValueError:  # reported by the client's own validation, just after
+        return ""
+
+
 async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
-    metrics = AdapterMetrics(args.prometheus_url)
+    metrics = AdapterMetrics(_server_label(args.prometheus_url))
     # First, as Go validates its options before anything else; None when audit is off.
     auditor = build_auditor(args, metrics.registry, verbosity=args.v)
     tls = ServingTLS(
@@ -309,16 +320,21 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
         await relister.relist_once()
 
     reloader = ConfigReloader(
-        args.config, backend.load, apply, ConfigReloadMetrics(metrics.registry)
+        args.config, backend.load, apply, ConfigReloadMetrics(metrics.registry), served=compiled
     )
     runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     host = _bind_address(args)
-    site = web.TCPSite(
+    site = SecureSite(
         runner,
         host,
         args.secure_port,
         ssl_context=tls.context,
+        limits=ConnectionLimits(
+            request_header_timeout=args.request_header_timeout,
+            idle_connection_timeout=args.idle_connection_timeout,
+            max_connections=args.max_connections,
+        ),
         reuse_address=args.permit_address_sharing or None,
         reuse_port=args.permit_port_sharing or None,
     )

@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +246,193 @@ def test_a_syntax_error_in_the_first_document_is_still_an_error() -> None:
     _, issues = parse("rules: [\n---\nrules: []\n")
     assert [(i.path, "invalid YAML" in i.reason) for i in issues] == [("", True)]
     assert issues.warnings == []
+
+
+# --- hostile documents: yaml.v2's limits, and no Python recursion -------------------------------
+# The expected verdicts were checked against gopkg.in/yaml.v2 v2.4.0's UnmarshalStrict into the
+# Go adapter's config structs.
+
+RULE = "{seriesQuery: up, metricsQuery: up}"
+
+
+def merge_bomb(levels: int, width: int) -> str:
+    """Each rule merges the one before it `width` times: width**levels merges to decode."""
+    lines = ["rules:", f"- &r0 {RULE}"]
+    for level in range(1, levels + 1):
+        lines.append(f"- &r{level} {{<<: [{', '.join([f'*r{level - 1}'] * width)}]}}")
+    return "\n".join(lines) + "\n"
+
+
+def alias_list(filters: int, aliases: int) -> str:
+    """A rule with `filters` seriesFilters, then `aliases` aliases of it."""
+    rule = f"- &r {{seriesQuery: up, seriesFilters: [{', '.join(['{is: a}'] * filters)}]}}"
+    return "\n".join(["rules:", rule, *(["- *r"] * aliases)]) + "\n"
+
+
+def test_merge_key_bomb_is_excessive_aliasing_as_in_yaml_v2() -> None:
+    config, issues = parse(merge_bomb(levels=9, width=10))
+    assert [(i.path, i.line, i.reason) for i in issues] == [
+        ("rules[3]", 5, "document contains excessive aliasing")
+    ]
+    assert config == AdapterConfig()
+    _, issues = parse(merge_bomb(levels=2, width=10))
+    assert issues == []
+
+
+@pytest.mark.parametrize(
+    ("aliases", "refused"),
+    [
+        pytest.param(111, False, id="111-accepted"),
+        pytest.param(112, True, id="112-refused"),
+        pytest.param(1000, True, id="1000-refused"),
+    ],
+)
+def test_alias_bomb_limit_is_yaml_v2s_alias_ratio(aliases: int, refused: bool) -> None:
+    # 911 decoding steps per alias of the rule: yaml.v2 refuses once more than 99% of its
+    # steps are alias expansion, which happens within the 112th alias.
+    config, issues = parse(alias_list(filters=300, aliases=aliases))
+    if refused:
+        assert [(i.path, i.line, i.reason) for i in issues] == [
+            ("rules[112]", 114, "document contains excessive aliasing")
+        ]
+    else:
+        assert issues == []
+        assert len(config.rules) == 112
+        assert len(config.rules[-1].series_filters) == 300
+
+
+def test_aliases_under_unknown_keys_are_never_expanded() -> None:
+    laughs = ['lol0: &lol0 "lol"']
+    laughs += [f"lol{i}: &lol{i} [{', '.join([f'*lol{i - 1}'] * 10)}]" for i in range(1, 10)]
+    _, issues = parse("\n".join(laughs) + "\n")
+    assert [i.reason.split(" (")[0] for i in issues] == [
+        f"unknown field 'lol{i}'" for i in range(10)
+    ]
+
+
+def test_a_mapping_that_merges_itself_is_an_error_as_in_yaml_v2() -> None:
+    _, issues = parse("rules: [&a {seriesQuery: up, <<: *a}]\n")
+    assert [(i.path, i.line, i.reason) for i in issues] == [
+        ("rules[0]", 1, "anchor 'a' value contains itself")
+    ]
+
+
+def test_unknown_anchor_is_yaml_v2s_message() -> None:
+    _, issues = parse("rules:\n- *nope\n")
+    assert [(i.path, i.line, i.reason) for i in issues] == [
+        ("", 2, "invalid YAML: unknown anchor 'nope' referenced")
+    ]
+
+
+def test_a_later_anchor_of_the_same_name_replaces_the_first_as_in_yaml_v2() -> None:
+    config, issues = parse("rules: [&a {seriesQuery: x}, &a {seriesQuery: y}, *a]\n")
+    assert issues == []
+    assert [r.series_query for r in config.rules] == ["x", "y", "y"]
+
+
+def test_a_long_merge_chain_costs_no_python_stack() -> None:
+    # 3000 mappings each merging the one before; yaml.v2 decodes the chain (it is used once,
+    # and the unknown keys holding it are not decoded).
+    chain = ["x0: &m0 {seriesQuery: deep}"]
+    chain += [f"x{i}: &m{i} {{<<: *m{i - 1}}}" for i in range(1, 3000)]
+    config, issues = parse("\n".join([*chain, "rules: [*m2999]"]) + "\n")
+    assert config.rules[0].series_query == "deep"
+    assert {i.reason.split(" (")[0] for i in issues} == {
+        f"unknown field 'x{i}'" for i in range(3000)
+    }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("rules: " + "[" * 999 + "]" * 999 + "\n", id="flow"),
+        pytest.param("rules:\n" + "".join(" " * i + "-\n" for i in range(999)), id="block"),
+    ],
+)
+def test_deep_nesting_is_decoded_without_recursion(text: str) -> None:
+    # yaml.v2 reads it (its limit is 10,000 levels) and refuses the list where a rule belongs.
+    _, issues = parse(text)
+    assert [(i.path, i.reason) for i in issues] == [("rules[0]", "expected a mapping, got a list")]
+
+
+def test_nesting_from_1000_levels_is_refused_by_libyaml() -> None:
+    _, issues = parse("rules: " + "[" * 1000 + "]" * 1000 + "\n")
+    assert [(i.path, i.line) for i in issues] == [("", 1)]
+    assert "exceeded maximum nesting depth" in issues[0].reason
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("true", True, id="true"),
+        pytest.param("y", True, id="y"),
+        pytest.param("N", False, id="N"),
+        pytest.param("Off", False, id="Off"),
+        pytest.param("!!bool YES", True, id="tagged-YES"),
+        pytest.param("~", None, id="null"),
+    ],
+)
+def test_booleans_are_yaml_v2s(value: str, expected: bool | None) -> None:
+    config, issues = parse(f"externalRules: [{{resources: {{namespaced: {value}}}}}]\n")
+    assert issues == []
+    assert config.external_rules[0].resources.namespaced is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param("!!bool maybe", "cannot decode !!str `maybe` as a !!bool", id="word"),
+        pytest.param("!!bool 1", "cannot decode !!int `1` as a !!bool", id="number"),
+        pytest.param("!!bool tRuE", "cannot decode !!str `tRuE` as a !!bool", id="case"),
+        pytest.param("!!str y", "expected true or false, got the scalar 'y'", id="tagged-string"),
+    ],
+)
+def test_a_bool_tag_on_other_text_is_yaml_v2s_error(value: str, reason: str) -> None:
+    _, issues = parse(f"externalRules:\n- resources: {{namespaced: {value}}}\n")
+    assert [(i.path, i.line, i.reason) for i in issues] == [
+        ("externalRules[0].resources.namespaced", 2, reason)
+    ]
+
+
+def test_a_key_that_is_not_a_scalar_skips_its_value_as_in_yaml_v2() -> None:
+    _, issues = parse("rules:\n- {seriesQuery: up, [a]: {<<: 5}}\n")
+    assert [(i.path, i.line, i.reason) for i in issues] == [
+        ("rules[0]", 2, "expected a string, got a list")
+    ]
+
+
+def test_an_alias_key_naming_a_merge_key_is_a_plain_key_as_in_yaml_v2() -> None:
+    _, issues = parse("x: &m <<\nrules:\n- &b {seriesQuery: a}\n- {*m : *b}\n")
+    assert [(i.path, i.line) for i in issues] == [("x", 1), ("rules[1].<<", 4)]
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\x7f", "\ufffe"])
+def test_a_control_character_is_reported_at_its_line(character: str) -> None:
+    _, issues = parse(f"rules:\n- seriesQuery: é\n- seriesQuery: a{character}\n")
+    assert [(i.path, i.line) for i in issues] == [("", 3)]
+    code = f"#x{ord(character):04x}"
+    assert issues[0].reason == f"invalid YAML: unacceptable character {code}: " + (
+        "control characters are not allowed"
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-8-sig"])
+def test_a_file_with_a_byte_order_mark_is_read_as_yaml_v2_reads_it(
+    tmp_path: Path, encoding: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    path.write_bytes(bom + "rules: [{seriesQuery: é}]\n".encode(encoding))
+    issues = IssueList()
+    config = read_config_file(path, issues)
+    assert issues == []
+    assert config.rules[0].series_query == "é"
+
+
+def test_a_file_that_is_not_utf8_is_reported_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"rules:\n- seriesQuery: a\n- seriesQuery: '\xff'\n")
+    issues = IssueList()
+    read_config_file(path, issues)
+    assert [(i.path, i.line) for i in issues] == [("", 3)]
+    assert issues[0].reason.startswith("cannot read file: 'utf-8' codec can't decode byte 0xff")

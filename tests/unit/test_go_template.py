@@ -17,6 +17,7 @@ from adapter.promql.go_template import (
     compile_template,
 )
 from adapter.promql.go_template_fmt import sprintf
+from adapter.promql.go_template_parse import MAX_NESTING
 
 QUERY_FIELDS = {
     "Series": FieldKind.STRING,
@@ -1192,3 +1193,57 @@ def test_where_gotpl_differs_go_wins(source: str, expected: str) -> None:
 )
 def test_go_fmt_vectors(format_string: str, value: object, expected: str) -> None:
     assert sprintf(format_string, [value]) == expected
+
+
+# ---------------------------------------------------------------------------------------
+# Nesting: Go has no limit; here MAX_NESTING levels, so that no Python recursion limit is hit
+
+
+NESTED = {
+    "if": lambda n: "<<if .Series>>" * n + "x" + "<<end>>" * n,
+    "range": lambda n: "<<range $.GroupBySlice>>" * n + "x" + "<<end>>" * n,
+    "with": lambda n: "<<with $>>" * n + "x" + "<<end>>" * n,
+    "else-if": lambda n: "<<if not .Series>>a" + "<<else if not .Series>>a" * (n - 1) + "<<else>>x<<end>>",
+    "block": lambda n: "".join(f'<<block "b{i}" .>>' for i in range(n)) + "x" + "<<end>>" * n,
+    "parentheses": lambda n: "<<" + "(" * n + ".Series" + ")" * n + ">>",
+    "mixed": lambda n: "<<if .Series>>" * (n // 2) + "<<" + "(" * (n - n // 2) + "1" + ")" * (n - n // 2) + ">>" + "<<end>>" * (n // 2),
+}  # fmt: skip
+
+
+ONE_GROUP = {**DATA, "GroupBySlice": ["pod"]}  # nested ranges run once each
+
+
+@pytest.mark.parametrize("kind", NESTED)
+def test_nesting_up_to_the_limit_renders_with_room_on_the_stack(kind: str) -> None:
+    template = compile_template(NESTED[kind](MAX_NESTING), QUERY_FIELDS, name="metrics-query")
+
+    def render_under(frames: int) -> str:
+        # A request renders with its server's frames below it (about 55 in tests).
+        return render_under(frames - 1) if frames else template.render(ONE_GROUP)
+
+    assert render_under(400)
+
+
+@pytest.mark.parametrize("kind", NESTED)
+def test_nesting_beyond_the_limit_is_a_parse_error(kind: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        compile_template(NESTED[kind](MAX_NESTING + 1), QUERY_FIELDS, name="metrics-query")
+    assert str(info.value) == (
+        "template: metrics-query:1: actions and parentheses nested too deeply "
+        f"(more than {MAX_NESTING} levels)"
+    )
+
+
+def test_deep_nesting_is_a_parse_error_not_a_recursion_error() -> None:
+    with pytest.raises(TemplateError, match="nested too deeply"):
+        compile_template(NESTED["if"](10_000), QUERY_FIELDS, name="metrics-query")
+
+
+def test_a_deep_chain_of_called_templates_is_a_template_error() -> None:
+    # Go renders up to 100,000 nested calls; compiled callers inline their callees here, so a
+    # chain hundreds deep is refused at load rather than overflowing the stack.
+    depth = 1000
+    source = "".join(f'<<define "t{i}">><<template "t{i + 1}" .>><<end>>' for i in range(depth))
+    source += f'<<define "t{depth}">>x<<end>><<template "t0" .>>'
+    with pytest.raises(TemplateError, match="templates call each other too deeply"):
+        compile_template(source, {})

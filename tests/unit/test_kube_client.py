@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -577,6 +578,32 @@ async def test_tokens_never_in_errors(fake: StartFake) -> None:
             assert "sekrit-token" not in str(info.value)
             assert "their-token" not in str(info.value)
             assert "<redacted>" in info.value.message
+
+
+async def test_credentials_cut_short_or_encoded_never_in_errors(fake: StartFake) -> None:
+    password = "pa/ss@w0rd-long"
+
+    async def respond(request: web.Request) -> web.Response:
+        echoed = request.headers.get("Authorization", "")
+        if request.path.startswith("/cut"):  # the message keeps 200 characters: a cut token
+            return web.Response(status=500, text=f"{'x' * 180} {echoed}")
+        return kstatus(403, "Forbidden", f"{echoed}: alice:{password} or {quote(password)}")
+
+    fa = await fake(respond)
+    config = KubeConfig(server=fa.url(), username="alice", password=password)
+    basic = base64.b64encode(f"alice:{password}".encode()).decode()
+    async with KubeClient(config) as client:
+        for path in ("/cut", "/status"):
+            with pytest.raises(KubeAPIError) as info:
+                await client.get(path)
+            for secret in (password, quote(password), basic):
+                assert secret[:6] not in info.value.message, (secret, info.value.message)
+            assert "<redacted>" in info.value.message
+
+
+def test_secrets_list_every_form_of_basic_credentials() -> None:
+    creds = ClientCredentials(KubeConfig(server="https://a:1", username="al", password="p w/x"))
+    assert {"p w/x", "p%20w%2Fx", "al:p w/x", "YWw6cCB3L3g="} <= set(creds.secrets())
 
 
 async def test_token_file_rotation(fake: StartFake, tmp_path: Path) -> None:

@@ -909,6 +909,16 @@ def test_to_label_selector_json_matches_go() -> None:
     )
 
 
+def test_to_label_selector_can_write_not_equals_as_not_in() -> None:
+    result = to_label_selector(parse_selector("b!=2,a=1"), not_equals_as_not_in=True)
+    assert result == {
+        "matchLabels": {"a": "1"},
+        "matchExpressions": [{"key": "b", "operator": "NotIn", "values": ["2"]}],
+    }
+    with pytest.raises(SelectorError, match="isn't supported"):
+        to_label_selector(parse_selector("a!=b,c>1"), not_equals_as_not_in=True)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -12,7 +12,12 @@ from adapter.naming.errors import (
     UnsupportedOperatorError,
     UnsupportedValuesError,
 )
-from adapter.naming.metrics_query import METRICS_QUERY_FIELDS, MetricsQuery
+from adapter.naming.metrics_query import (
+    METRICS_QUERY_FIELDS,
+    MetricsQuery,
+    UnexpressibleSelectorError,
+    check_promql_selector,
+)
 from adapter.promql.go_template import compile_template
 from adapter.promql.label_selector import (
     EVERYTHING,
@@ -172,6 +177,36 @@ def selector_of(*requirements: Requirement) -> Selector:
 def test_selector_errors(selector: Selector, error: type[Exception]) -> None:
     with pytest.raises(error):
         query("<<.LabelMatchers>>").build_external("foo", "", selector)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        pytest.param("k=v,k2!=v,k3 in (a,b),k4 notin (a),k5,!k6", id="every-operator"),
+        pytest.param("K_9=v,x_y=", id="underscores-digits-capitals"),
+        pytest.param("a_b", id="exists"),
+    ],
+)
+def test_promql_expressible_selectors_pass(selector: str) -> None:
+    check_promql_selector(parse_selector(selector))
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        pytest.param("a.b/c=d", 'label name "a.b/c" is not valid in PromQL: it must match [a-zA-Z_][a-zA-Z0-9_]*', id="prefixed-key"),
+        pytest.param("app.kubernetes.io/name", 'label name "app.kubernetes.io/name" is not valid in PromQL: it must match [a-zA-Z_][a-zA-Z0-9_]*', id="exists-prefixed"),
+        pytest.param("0", 'label name "0" is not valid in PromQL: it must match [a-zA-Z_][a-zA-Z0-9_]*', id="digit-first"),
+        pytest.param("a-b!=c", 'label name "a-b" is not valid in PromQL: it must match [a-zA-Z_][a-zA-Z0-9_]*', id="dash"),
+        pytest.param("x>1", 'operator ">" in "x>1" is not supported by prometheus label matchers', id="gt"),
+        pytest.param("x<1", 'operator "<" in "x<1" is not supported by prometheus label matchers', id="lt"),
+        pytest.param("ok=1,9>1", 'label name "9" is not valid in PromQL: it must match [a-zA-Z_][a-zA-Z0-9_]*; operator ">" in "9>1" is not supported by prometheus label matchers', id="every-reason"),
+    ],
+)  # fmt: skip
+def test_promql_unexpressible_selectors_fail(selector: str, message: str) -> None:
+    with pytest.raises(UnexpressibleSelectorError) as info:
+        check_promql_selector(parse_selector(selector))
+    assert str(info.value) == message
 
 
 def test_error_messages_match_go() -> None:

@@ -1,7 +1,9 @@
 """PrometheusClient against small fake Prometheus servers on 127.0.0.1 (no client mocking)."""
 
 import asyncio
+import base64
 import functools
+import gc
 import math
 import os
 import re
@@ -13,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 import orjson
 import pytest
@@ -24,6 +26,8 @@ from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from adapter.kube.config import load_in_cluster
+from adapter.prometheus import answers
+from adapter.prometheus.answers import STREAM_THRESHOLD
 from adapter.prometheus.client import (
     PrometheusClient,
     PrometheusConfig,
@@ -33,9 +37,15 @@ from adapter.prometheus.client import (
     Sample,
     parse_header_flags,
 )
-from adapter.prometheus.config import canonical_header_key
-from adapter.prometheus.results import format_time
-from adapter.prometheus.transport import env_proxy, join_url_path
+from adapter.prometheus.config import (
+    DEFAULT_MAX_RESPONSE_SIZE,
+    canonical_header_key,
+    format_size,
+    parse_size,
+)
+from adapter.prometheus.query_stream import QueryStreamParser
+from adapter.prometheus.results import decode_response, format_time, parse_query_data
+from adapter.prometheus.transport import basic_auth, env_proxy, join_url_path
 from harness.kubectl import write_kubeconfig
 from harness.pki import CertificateAuthority
 
@@ -438,6 +448,110 @@ async def test_token_and_url_password_never_in_errors(fake: StartFake, tmp_path:
     assert fp.seen[-1].headers["Authorization"] == "Basic YWxpY2U6aHVudGVyMg=="
     assert "hunter2" not in str(info.value) and "alice" not in str(info.value)
     assert f"http://127.0.0.1:{port}/prom/api/v1/query" in str(info.value)
+
+
+def echoing(answer: Callable[[str, web.Request], web.Response]) -> Handler:
+    """An upstream that puts the request's credential into its error answer."""
+
+    async def echo(request: web.Request) -> web.Response:
+        headers = request.headers
+        credential = headers.get("Authorization", "") or headers.get("Proxy-Authorization", "")
+        return answer(credential, request)
+
+    return echo
+
+
+def echo_as_query_asks(credential: str, request: web.Request) -> web.Response:
+    """How the credential comes back, by the query sent: in a text body cut short in
+    the error message, in a JSON error, decoded, in the status line's reason."""
+    scheme, _, value = credential.partition(" ")
+    decoded = base64.b64decode(value).decode() if scheme == "Basic" else value
+    user, _, password = decoded.partition(":")
+    match request.query.get("query"):
+        case "cut":  # the message quotes the first 100 characters: the cut splits the value
+            return web.Response(status=500, text=f"{'x' * 88} {credential}")
+        case "json":
+            error = f"denied {credential}, that is {decoded}, {password} or {quote(password)}"
+            return prom_error(422, "bad_data", error)
+        case "reason":
+            return web.Response(status=403, reason=f"Forbidden {credential}")
+        case _:
+            return web.Response(status=500, text=f"denied {credential} ({user}:{password})")
+
+
+ECHO_QUERIES = ("cut", "json", "reason", "text")
+
+
+async def errors_for(client: PrometheusClient) -> list[str]:
+    messages = []
+    for query in ECHO_QUERIES:
+        with pytest.raises(PrometheusError) as info:
+            await client.query(query)
+        messages.append(str(info.value))
+    return messages
+
+
+def assert_hidden(messages: Sequence[str], secrets: Sequence[str]) -> None:
+    for message in messages:
+        assert "<redacted>" in message, message
+        for secret in secrets:
+            # Also no start of one left by a cut (the shortest a cut removes: 4 characters).
+            assert secret[:6] not in message, (secret, message)
+
+
+async def test_url_credentials_are_redacted_in_every_form_sent(fake: StartFake) -> None:
+    password = "hunter2/p@ss:w"
+    fp = await fake(echoing(echo_as_query_asks))
+    encoded = quote(password, safe="")
+    url = fp.url("/prom").replace("http://", f"http://alice:{encoded}@")
+    async with PrometheusClient(PrometheusConfig(url=url)) as client:
+        messages = await errors_for(client)
+    sent = base64.b64encode(f"alice:{password}".encode()).decode()
+    assert fp.seen[-1].headers["Authorization"] == f"Basic {sent}"
+    assert_hidden(messages, [password, encoded, sent])
+    assert all("alice:" not in m for m in messages)
+
+
+async def test_header_and_token_file_credentials_are_redacted(
+    fake: StartFake, tmp_path: Path
+) -> None:
+    fp = await fake(echoing(echo_as_query_asks))
+    headers = parse_header_flags(["Authorization=Bearer hdr-token-1234", "X-Scope-OrgID=tenant"])
+    async with client_for(fp, headers=headers) as client:
+        messages = await errors_for(client)
+    assert_hidden(messages, ["hdr-token-1234"])
+    assert all("Bearer <redacted>" in m for m in messages if "denied" in m)
+
+    async def echo_headers(request: web.Request) -> web.Response:
+        key, tenant = request.headers["X-Api-Key"], request.headers["X-Scope-OrgID"]
+        return web.Response(status=500, text=f"key {key} of tenant {tenant}")
+
+    fp = await fake(echo_headers)
+    headers = parse_header_flags(["X-Api-Key=key-5678-abcd", "X-Scope-OrgID=tenant-a"])
+    async with client_for(fp, headers=headers) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    assert_hidden([str(info.value)], ["key-5678-abcd"])
+    assert "of tenant tenant-a" in str(info.value)  # a tenant is not a secret
+
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-9876")
+    fp = await fake(echoing(echo_as_query_asks))
+    async with client_for(fp, token_file=str(token_file)) as client:
+        assert_hidden(await errors_for(client), ["file-token-9876"])
+
+
+async def test_proxy_credentials_are_redacted(
+    fake: StartFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fp = await fake(echoing(echo_as_query_asks))  # the proxy, answering every request itself
+    monkeypatch.setenv("HTTP_PROXY", fp.url().replace("http://", "http://proxyuser:proxy-pw@"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with PrometheusClient(PrometheusConfig(url="http://prometheus.example:9090")) as client:
+        messages = await errors_for(client)
+    assert fp.seen[-1].headers["Proxy-Authorization"] == "Basic cHJveHl1c2VyOnByb3h5LXB3"
+    assert_hidden(messages, ["proxy-pw", "cHJveHl1c2VyOnByb3h5LXB3"])
 
 
 async def test_proxy_from_environment(fake: StartFake, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1349,3 +1463,227 @@ def test_ca_file_makes_auth_flags_irrelevant(caplog: pytest.LogCaptureFixture, p
         PrometheusConfig(ca_file=str(pki.ca), auth_config="/nonexistent", auth_incluster=True)
     )
     assert "--prometheus-ca-file takes precedence" in caplog.text
+
+
+# --- large answers and the size limit ---------------------------------------------------
+
+# Both transports: the lean HTTP/1.1 client, and aiohttp (which a header asking for
+# compressed answers selects).
+TRANSPORTS = [
+    pytest.param((), id="lean"),
+    pytest.param(parse_header_flags(["Accept-Encoding=gzip"]), id="aiohttp"),
+]
+
+
+def large_vector(samples: int) -> dict[str, object]:
+    return {
+        "resultType": "vector",
+        "result": [
+            {
+                "metric": {"namespace": f"ns-{n % 7}", "pod": f"app-{n}", "x": '"},{"' * (n % 2)},
+                "value": [1700000000.5, "NaN" if n % 1000 == 0 else str(n)],
+            }
+            for n in range(samples)
+        ],
+    }
+
+
+class StreamedQueries:
+    """Counts the answers QueryStreamParser read (they were too large to read whole)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.finished = 0
+        original = QueryStreamParser.finish
+
+        def finish(parser: QueryStreamParser) -> QueryResult:
+            self.finished += 1
+            return original(parser)
+
+        monkeypatch.setattr(QueryStreamParser, "finish", finish)
+
+
+@pytest.mark.parametrize("headers", TRANSPORTS)
+async def test_a_large_answer_is_parsed_as_it_arrives_to_the_same_result(
+    fake: StartFake, headers: tuple[tuple[str, str], ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = large_vector(20_000)
+    body = orjson.dumps({"status": "success", "data": data, "warnings": ["w"]})
+    assert len(body) > 4 * STREAM_THRESHOLD
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        return await trickle(request, body, piece=50_000)
+
+    streamed = StreamedQueries(monkeypatch)
+    fp = await fake(respond)
+    async with client_for(fp, headers=headers) as client:
+        result = await client.query("up")
+    data_, warnings = decode_response(200, "OK", body, "application/json", "GET")
+    assert repr(result) == repr(parse_query_data(data_, warnings))
+    assert streamed.finished == 1 and result.warnings == ("w",)
+
+
+async def test_small_answers_are_read_whole(
+    fake: StartFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streamed = StreamedQueries(monkeypatch)
+    fp = await fake(prom_json(large_vector(100)))
+    async with client_for(fp) as client:
+        assert len((await client.query("up")).samples) == 100
+    assert streamed.finished == 0
+
+
+async def test_a_large_series_listing_read_whole_is_parsed_as_it_arrives(fake: StartFake) -> None:
+    series = many_series(5000)
+    body = orjson.dumps({"status": "success", "data": series})
+    assert len(body) > STREAM_THRESHOLD
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        return await trickle(request, body, piece=20_000)
+
+    fp = await fake(respond)
+    async with client_for(fp) as client:
+        assert await client.series(["up"]) == series
+
+
+def over_the_limit(framing: str, body: bytes) -> Handler:
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if framing == "chunked":
+            return await trickle(request, body, piece=20_000)
+        return web.Response(body=body, content_type="application/json")
+
+    return respond
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize("headers", TRANSPORTS)
+async def test_an_answer_over_the_limit_fails_naming_the_limit(
+    fake: StartFake, headers: tuple[tuple[str, str], ...], framing: str
+) -> None:
+    body = orjson.dumps({"status": "success", "data": large_vector(5000)})
+    assert len(body) > 300_000
+    observer = Observed()
+    fp = await fake(over_the_limit(framing, body))
+    config = PrometheusConfig(url=fp.url(), headers=headers, max_response_size=200 << 10)
+    async with PrometheusClient(config, observer=observer) as client:
+        with pytest.raises(PrometheusError) as info:
+            await client.query("up")
+    error = info.value
+    assert (error.error_type, error.status, error.endpoint) == ("too_large", 200, "/api/v1/query")
+    assert error.message.startswith(
+        "the answer is larger than --prometheus-max-response-size=200Ki (204800 bytes); "
+        "stopped reading at "
+    )
+    assert error.message.endswith(" bytes and closed the connection")
+    assert str(error).endswith(f"(HTTP 200 from GET {fp.url('/api/v1/query')})")
+    assert observer.calls[0].error is error
+
+
+async def test_the_limit_covers_every_answer_read_whole_but_not_streamed_series(
+    fake: StartFake,
+) -> None:
+    series = many_series(3000)
+    names = [f"metric_{n:06d}" for n in range(20_000)]
+
+    async def respond(request: web.Request) -> web.Response:
+        if request.path == "/api/v1/series":
+            return prom_json(series)
+        return prom_json(names)
+
+    fp = await fake(respond)
+    async with client_for(fp, max_response_size=100_000) as client:
+        for call in (client.series(["up"]), client.labels(), client.metric_names()):
+            with pytest.raises(PrometheusError, match="--prometheus-max-response-size=100k"):
+                await call
+        sink = Batches()
+        assert await client.stream_series(["up"], sink=sink) == 3000
+    async with client_for(fp, max_response_size=0) as client:  # 0: no limit
+        assert await client.metric_names() == names
+
+
+async def test_the_connection_is_closed_and_the_next_request_succeeds(fake: StartFake) -> None:
+    big = orjson.dumps({"status": "success", "data": large_vector(5000)})
+    answers = iter([big, orjson.dumps({"status": "success", "data": EMPTY_VECTOR})])
+    peers: list[object] = []
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        return await trickle(request, next(answers), piece=20_000)
+
+    fp = await fake(respond)
+    async with client_for(fp, max_response_size=100_000) as client:
+        with pytest.raises(PrometheusError, match="too_large"):
+            await client.query("up")
+        assert (await client.query("up")).samples == ()
+    assert len(peers) == 2 and peers[0] != peers[1]  # a new connection for the second
+
+
+def test_negative_max_response_size_is_rejected() -> None:
+    with pytest.raises(PrometheusConfigError, match="maximum response size"):
+        PrometheusClient(PrometheusConfig(max_response_size=-1))
+
+
+@pytest.mark.parametrize(
+    ("text", "size", "shown"),
+    [
+        ("64Mi", 64 << 20, "64Mi"),
+        ("67108864", 64 << 20, "64Mi"),
+        ("1.5Gi", 1536 << 20, "1536Mi"),
+        ("500M", 500_000_000, "500M"),
+        ("100k", 100_000, "100k"),
+        (" 2Ki ", 2048, "2Ki"),
+        ("0", 0, "0"),
+        ("1000001", 1_000_001, "1000001"),
+    ],
+)
+def test_sizes_are_read_as_kubernetes_quantities(text: str, size: int, shown: str) -> None:
+    assert parse_size(text) == size
+    assert format_size(size) == shown
+
+
+@pytest.mark.parametrize("text", ["", "-1", "64MB", "1e3", "64 Mi", "Mi", "0x10"])
+def test_invalid_sizes_name_the_flag(text: str) -> None:
+    with pytest.raises(PrometheusConfigError, match="invalid --prometheus-max-response-size"):
+        parse_size(text)
+
+
+def test_the_default_limit() -> None:
+    assert PrometheusConfig().max_response_size == DEFAULT_MAX_RESPONSE_SIZE == 32 << 20
+
+
+async def test_full_collections_wait_while_large_answers_are_read_and_used(
+    fake: StartFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = orjson.dumps({"status": "success", "data": large_vector(5000)})
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        return await trickle(request, body, piece=50_000)
+
+    large_answers = answers._large_answers
+    large_answers._settled()  # white box: whatever an earlier test's loop left
+    settled = asyncio.Event()
+    settle = answers._LargeAnswers._settled
+
+    def settled_here(state: answers._LargeAnswers) -> None:
+        restoring = state._thresholds is not None
+        settle(state)
+        if restoring:
+            settled.set()
+
+    monkeypatch.setattr(answers, "_SETTLE", 0.05)
+    monkeypatch.setattr(answers._LargeAnswers, "_settled", settled_here)
+    thresholds = gc.get_threshold()
+    fp = await fake(respond)
+    async with client_for(fp) as client:
+        result = await client.query("up")
+        assert gc.get_threshold() == (*thresholds[:2], answers._NO_FULL_COLLECTION)
+        assert large_answers._kept == [result]  # freed once settled, on a turn of its own
+    await asyncio.wait_for(settled.wait(), 5)
+    assert gc.get_threshold() == thresholds and large_answers._kept == []
+
+
+def test_basic_auth_is_gos_even_with_a_colon_in_the_user() -> None:
+    # net/http's SetBasicAuth: base64 of the UTF-8 "user:password", a ":" in the user included
+    # (aiohttp's encoder refuses it, which crashed start-up).
+    assert basic_auth("a:b", "pw") == "Basic " + base64.b64encode(b"a:b:pw").decode()
+    assert basic_auth("ü", "") == "Basic " + base64.b64encode("ü:".encode()).decode()

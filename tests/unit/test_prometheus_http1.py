@@ -3,6 +3,7 @@ an HTTP/1.1 answer can be framed, end early or be malformed is exercised on a re
 
 import asyncio
 import gzip
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -10,7 +11,13 @@ from dataclasses import dataclass, field
 import pytest
 import uvloop
 
-from adapter.prometheus.http1 import Http1Pool, ResponseFramingError
+from adapter.prometheus.http1 import (
+    PACED_BODY_SIZE,
+    Http1Pool,
+    ResponseFramingError,
+    ResponseHead,
+    ResponseTooLarge,
+)
 
 REQUEST = b"GET /api/v1/query?query=up HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -174,12 +181,12 @@ async def test_a_connection_closed_mid_answer_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("answer", "needle"),
     [
-        (b"SPDY/3 200 OK\r\n\r\n", "malformed status line"),
-        (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed status line"),
-        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header line"),
+        (b"SPDY/3 200 OK\r\n\r\n", "malformed response: Expected HTTP/"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed response: Invalid response status"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed response: Invalid header token"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "malformed response"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed response"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd", "not followed by"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd", "after chunk data"),
         (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 0\r\n\r\n", "br"),
         (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\nxx", "malformed"),
     ],
@@ -294,3 +301,121 @@ def test_on_uvloop() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(reused()) == 1
         assert runner.run(transport_closed_under_the_pool()) == 2
+
+
+# --- the size limit and bodies read as they arrive -------------------------------------------
+
+
+def chunked(body: bytes, size: int = 1000) -> bytes:
+    framed = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for start in range(0, len(body), size):
+        part = body[start : start + size]
+        framed += b"%x\r\n%s\r\n" % (len(part), part)
+    return framed + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "size", "keep"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000, 5000, True),
+        (chunked(b"x" * 5000), 4000, True),
+        (b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 5000, 5000, False),  # one piece: read at once
+    ],
+    ids=["content-length", "chunked", "until-close"],
+)
+async def test_a_body_over_the_limit_fails_and_closes_the_connection(
+    answer: bytes, size: int, keep: bool
+) -> None:
+    async with scripted(writes(answer, keep=keep)) as server:
+        pool = pool_for(server)
+        with pytest.raises(ResponseTooLarge) as info:
+            await pool.request(REQUEST, max_body_size=3999)
+        assert (info.value.limit, info.value.size, info.value.status) == (3999, size, 200)
+        assert await asyncio.wait_for(server.hung_up.get(), 5) == 1
+        # Up to the limit is fine; 0 is no limit.
+        assert len((await pool.request(REQUEST, max_body_size=5000)).body) == 5000
+        assert len((await pool.request(REQUEST)).body) == 5000
+        await pool.close()
+
+
+async def test_a_compressed_body_is_limited_as_inflated() -> None:
+    bomb = gzip.compress(b"0" * 1_000_000)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb)
+    async with scripted(writes(answer + bomb)) as server:
+        pool = pool_for(server)
+        with pytest.raises(ResponseTooLarge) as info:
+            await pool.request(REQUEST, max_body_size=10_000)
+        assert info.value.size <= 10_001  # never inflated past the limit
+        assert (await pool.request(REQUEST, max_body_size=1_000_000)).body == b"0" * 1_000_000
+        await pool.close()
+
+
+class Recorder:
+    """A body sink that notes, at each chunk, the bytes before it and the loop turns so far."""
+
+    def __init__(self, head: ResponseHead, turns: list[int], fail_at: int = 0) -> None:
+        self.head = head
+        self.turns = turns
+        self.seen: list[tuple[int, int]] = []
+        self.size = 0
+        self.fail_at = fail_at
+
+    def feed(self, chunk: bytes) -> None:
+        self.seen.append((self.size, self.turns[0]))
+        self.size += len(chunk)
+        if self.fail_at and self.size >= self.fail_at:
+            raise ValueError("the sink gives up")
+
+
+async def loop_turns_between_chunks() -> list[int]:
+    """The loop turns counted at each chunk of a large answer, once past PACED_BODY_SIZE."""
+    turns = [0]
+
+    async def count_turns() -> None:
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    body = b"y" * (8 * PACED_BODY_SIZE)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    async with scripted(writes(answer)) as server:
+        pool = pool_for(server)
+        counter = asyncio.create_task(count_turns())
+        head, sink = await pool.exchange(REQUEST, lambda head: Recorder(head, turns))
+        counter.cancel()
+        await pool.close()
+    assert head.status == 200 and sink.size == len(body)
+    return [turn for before, turn in sink.seen if before > PACED_BODY_SIZE]
+
+
+@pytest.mark.parametrize("loop_factory", [uvloop.new_event_loop, asyncio.new_event_loop])
+def test_a_large_body_is_read_one_chunk_per_loop_turn(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    # uvloop (libuv) would otherwise read up to 32 chunks in one turn.
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        paced = runner.run(loop_turns_between_chunks())
+    assert len(paced) > 1
+    assert all(later > earlier for earlier, later in itertools.pairwise(paced))
+
+
+async def test_a_sink_that_raises_fails_the_exchange_and_closes_the_connection() -> None:
+    body = b"z" * 10_000
+    answer = chunked(body, 500)
+    async with scripted(writes(answer)) as server:
+        pool = pool_for(server)
+        with pytest.raises(ValueError, match="gives up"):
+            await pool.exchange(REQUEST, lambda head: Recorder(head, [0], fail_at=2000))
+        assert await asyncio.wait_for(server.hung_up.get(), 5) == 1
+        head, sink = await pool.exchange(REQUEST, lambda head: Recorder(head, [0]))
+        assert sink.size == len(body) and head.headers["transfer-encoding"] == "chunked"
+        await pool.close()
+
+
+async def test_a_head_too_long_is_a_framing_error() -> None:
+    answer = b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n"
+    async with scripted(writes(answer)) as server:
+        pool = pool_for(server)
+        with pytest.raises(ResponseFramingError, match="head too long"):
+            await pool.request(REQUEST)
+        await pool.close()

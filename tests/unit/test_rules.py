@@ -1,6 +1,7 @@
 """Compiling whole configs: the sample files, load-time errors and warnings."""
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -449,3 +450,52 @@ def test_empty_resource_rules_still_serve_metrics_k8s_io(tmp_path: Path) -> None
         ("resourceRules.cpu", "is not set"),
         ("resourceRules.memory", "is not set"),
     ]
+
+
+def series_query_warnings(tmp_path: Path, series_query: str) -> list[str]:
+    quoted = series_query.replace("'", "''")
+    compiled = load_text(
+        tmp_path,
+        f"rules:\n- {{seriesQuery: '{quoted}', metricsQuery: y, resources: {{template: "
+        "'<<.Resource>>'}}\n",
+    )
+    return [w.reason for w in compiled.warnings if w.path == "rules[0].seriesQuery"]
+
+
+@pytest.mark.parametrize(
+    ("series_query", "matcher"),
+    [
+        pytest.param('{__name__!="^container_.*"}', '__name__!="^container_.*"', id="anchored"),
+        pytest.param('up{job = "a.+b"}', 'job="a.+b"', id="spaces"),
+        pytest.param('up{9job="^x"}', 'job="^x"', id="name-after-digits"),
+        pytest.param('up{éjob="^x"}', 'job="^x"', id="name-after-other-letters"),
+        pytest.param('a{x="^1",y!=".*"}', 'x="^1"', id="first-of-two"),
+        pytest.param('up{job=~"^x", pod="a"}', None, id="regex-operator"),
+        pytest.param('up{job="x"}', None, id="literal"),
+        pytest.param('up{job_x9="^x"', 'job_x9="^x"', id="unclosed-selector"),
+    ],
+)
+def test_regex_behind_equality_warning(
+    tmp_path: Path, series_query: str, matcher: str | None
+) -> None:
+    warnings = series_query_warnings(tmp_path, series_query)
+    if matcher is None:
+        assert warnings == []
+    else:
+        assert warnings[0].startswith(f"{matcher} compares literally")
+
+
+@pytest.mark.parametrize(
+    "series_query",
+    [
+        pytest.param("a" * 100_000, id="long-name"),
+        pytest.param('a="' + ".*" * 50_000, id="unterminated-value"),
+        pytest.param("a" + " " * 100_000 + "b", id="long-space"),
+        pytest.param("9" * 100_000, id="long-number"),
+    ],
+)
+def test_regex_behind_equality_check_is_linear(tmp_path: Path, series_query: str) -> None:
+    # Quadratic backtracking took minutes for 100 KB; each of these takes milliseconds.
+    start = time.perf_counter()
+    assert series_query_warnings(tmp_path, series_query) == []
+    assert time.perf_counter() - start < 0.5

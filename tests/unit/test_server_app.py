@@ -110,6 +110,58 @@ async def test_named_pod_metric_v1beta1_with_metric_selector(
     )
 
 
+async def test_not_equals_metric_selector_is_echoed_as_not_in(
+    client: Client, fake: FakePrometheus
+) -> None:
+    # Go queries `job!="b"` and then fails (500): a LabelSelector cannot hold `!=`.
+    fake.samples = [pod_sample("web-0", 1)]
+    status, body = await get_json(
+        client,
+        f"{CUSTOM}/v1beta2/namespaces/demo/pods/web-0/http_requests",
+        params={"metricLabelSelector": "job!=b"},
+    )
+    assert status == 200
+    assert body["items"][0]["metric"]["selector"] == {
+        "matchExpressions": [{"key": "job", "operator": "NotIn", "values": ["b"]}]
+    }
+    assert 'job!="b",namespace="demo",pod="web-0"' in fake.queries[-1]
+
+
+@pytest.mark.parametrize(
+    ("path", "param", "selector"),
+    [
+        pytest.param(f"{CUSTOM}/v1beta2/namespaces/demo/pods/web-0/http_requests", "metricLabelSelector", "a.b/c=d", id="custom-name"),
+        pytest.param(f"{CUSTOM}/v1beta1/namespaces/demo/pods/*/http_requests", "metricLabelSelector", "k<3", id="custom-wildcard-lt"),
+        pytest.param(f"{EXTERNAL}/namespaces/default/queue_depth", "labelSelector", "0", id="external-name"),
+        pytest.param(f"{EXTERNAL}/namespaces/default/queue_depth", "labelSelector", "ok,k>3", id="external-gt"),
+    ],
+)  # fmt: skip
+async def test_unexpressible_selector_is_refused_before_any_query(
+    client: Client, fake: FakePrometheus, path: str, param: str, selector: str
+) -> None:
+    status, body = await get_json(client, path, params={param: selector})
+    assert (status, body["reason"]) == (400, "BadRequest")
+    assert body["message"].startswith(f"invalid {param} {selector!r}: ")
+    assert fake.queries == []
+
+
+async def test_object_label_selector_keeps_kubernetes_keys(
+    client: Client, fake: FakePrometheus
+) -> None:
+    # labelSelector on custom metrics selects objects, never PromQL: any Kubernetes key goes.
+    fake.series_list = [
+        {"__name__": "http_requests_total", "namespace": "demo", "pod": "web-0", "a.b/c": "d"}
+    ]
+    fake.samples = [pod_sample("web-0", 1)]
+    status, body = await get_json(
+        client,
+        f"{CUSTOM}/v1beta2/namespaces/demo/pods/*/http_requests",
+        params={"labelSelector": "a.b/c=d"},
+    )
+    assert status == 200
+    assert [i["describedObject"]["name"] for i in body["items"]] == ["web-0"]
+
+
 async def test_wildcard_lists_objects_from_series(client: Client, fake: FakePrometheus) -> None:
     fake.series_list = [
         {"__name__": "http_requests_total", "namespace": "demo", "pod": p, "job": j}
@@ -179,7 +231,14 @@ async def test_cluster_scoped_node_metric(client: Client, fake: FakePrometheus) 
         pytest.param(f"{EXTERNAL}/namespaces/foo", {}, 404, "NotFound", "the server could not find the requested resource", id="external-namespace-only"),
         pytest.param(f"{EXTERNAL}/namespaces/foo/group/metric", {}, 404, "NotFound", "the server could not find the requested resource", id="external-slash-in-name"),
         pytest.param(f"{EXTERNAL}/namespaces/default/nope", {}, 404, "NotFound", "the server could not find the metric nope for namespaces", id="external-unknown"),
-        pytest.param(f"{EXTERNAL}/namespaces/default/queue_depth", {"labelSelector": "x>1"}, 500, "InternalError", "Internal error occurred: unable to fetch metrics", id="external-unsupported-operator"),
+        # Go: 500 "unable to fetch metrics"; PromQL has no ordering matcher, so a 400 here.
+        pytest.param(f"{EXTERNAL}/namespaces/default/queue_depth", {"labelSelector": "x>1"}, 400, "BadRequest", "invalid labelSelector 'x>1': operator \">\" in \"x>1\" is not supported by prometheus label matchers", id="external-unsupported-operator"),
+        pytest.param(f"{EXTERNAL}/namespaces/default/queue_depth", {"labelSelector": "x<1"}, 400, "BadRequest", "invalid labelSelector 'x<1': operator \"<\"", id="external-less-than"),
+        # Go sends these names to Prometheus, which refuses the query: 500.
+        pytest.param(f"{EXTERNAL}/namespaces/default/queue_depth", {"labelSelector": "a.b/c=d"}, 400, "BadRequest", "invalid labelSelector 'a.b/c=d': label name \"a.b/c\" is not valid in PromQL", id="external-non-promql-label-name"),
+        pytest.param(f"{CUSTOM}/v1beta2/namespaces/demo/pods/web-0/http_requests", {"metricLabelSelector": "0"}, 400, "BadRequest", "invalid metricLabelSelector '0': label name \"0\" is not valid in PromQL", id="custom-non-promql-label-name"),
+        # Go: 404 (its registry cannot build the query).
+        pytest.param(f"{CUSTOM}/v1beta2/namespaces/demo/pods/*/http_requests", {"metricLabelSelector": "x>1"}, 400, "BadRequest", "invalid metricLabelSelector 'x>1': operator \">\"", id="custom-unsupported-operator"),
     ],
 )  # fmt: skip
 async def test_errors_are_status_objects(
