@@ -25,6 +25,8 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from harness.recording_proxy import HOP_BY_HOP
+
 __all__ = [
     "ERROR_ENVELOPE",
     "HTML_PAGE",
@@ -53,22 +55,8 @@ _TRUNCATED_BODY = (
     + b"]}}"
 )
 
-# RFC 9110 §7.6.1 hop-by-hop headers, plus those the proxy sets itself.
-_NOT_FORWARDED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
+# Hop-by-hop headers (as the recording proxy drops them), plus those this proxy sets itself.
+_NOT_FORWARDED = HOP_BY_HOP | {"host", "content-length"}
 _SERIES_PER_CHUNK = 100  # 9 to 60 KB made at a time
 _HUGE_CHUNK = 32 * 1024  # bytes of the huge answer in one HTTP chunk
 _ENDLESS_MAX = 1 << 30  # an endless answer ends after this, to bound a test that went wrong

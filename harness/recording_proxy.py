@@ -19,12 +19,18 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-__all__ = ["LOGIN_PAGE", "RecordedRequest", "RecordingProxy", "running_recording_proxy"]
+__all__ = [
+    "HOP_BY_HOP",
+    "LOGIN_PAGE",
+    "RecordedRequest",
+    "RecordingProxy",
+    "running_recording_proxy",
+]
 
 LOGIN_PAGE = "<html><body>Login</body></html>"
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus those the client library sets itself.
-_HOP_BY_HOP = frozenset(
+HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
@@ -123,7 +129,7 @@ class RecordingProxy:
         headers = CIMultiDict(
             (name, value)
             for name, value in request.headers.items()
-            if name.lower() not in _HOP_BY_HOP | _SET_BY_CLIENT
+            if name.lower() not in HOP_BY_HOP | _SET_BY_CLIENT
         )
         target = URL(self.upstream_url + request.raw_path, encoded=True)
         try:
@@ -138,7 +144,7 @@ class RecordingProxy:
                 reply_headers = CIMultiDict(
                     (name, value)
                     for name, value in upstream.headers.items()
-                    if name.lower() not in _HOP_BY_HOP | {"content-length"}
+                    if name.lower() not in HOP_BY_HOP | {"content-length"}
                 )
                 return upstream.status, web.Response(
                     status=upstream.status, body=payload, headers=reply_headers

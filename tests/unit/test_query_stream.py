@@ -3,7 +3,7 @@ decode_response and parse_query_data, however the body is cut into chunks."""
 
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import orjson
 import pytest
@@ -17,6 +17,7 @@ from adapter.prometheus.results import (
     decode_response,
     parse_query_data,
 )
+from tests.unit.test_series_stream import random_cuts, random_envelope
 
 
 def parse(chunks: Iterable[bytes]) -> QueryResult:
@@ -265,20 +266,7 @@ def random_body(rng: random.Random) -> bytes:
             )
     data = [("resultType", result_type), ("result", result)]
     rng.shuffle(data)
-    doc: dict[str, object] = {"status": "success", "data": dict(data)}
-    if rng.random() < 0.5:
-        doc["warnings"] = [random_value(rng)]
-    items = list(doc.items())
-    rng.shuffle(items)
-    body = json.dumps(dict(items), ensure_ascii=rng.random() < 0.5).encode()
-    if rng.random() < 0.3:
-        body = body.replace(b", ", b"  ,  ").replace(b": ", b" :  ")
-    return body
-
-
-def random_cuts(rng: random.Random, body: bytes) -> Sequence[bytes]:
-    cuts = sorted(rng.randint(0, len(body)) for _ in range(rng.randint(0, 6)))
-    return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    return random_envelope(rng, dict(data), random_value(rng))
 
 
 def test_random_bodies_match_whole_parsing() -> None:

@@ -275,9 +275,15 @@ def random_body(rng: random.Random) -> bytes:
         {random_value(rng) or "k": random_value(rng) for _ in range(rng.randint(0, 5))}
         for _ in range(rng.randint(0, 8))
     ]
+    return random_envelope(rng, data, random_value(rng))
+
+
+def random_envelope(rng: random.Random, data: object, warning: str) -> bytes:
+    """A success envelope around `data` as some encoder might write it: keys in any order,
+    maybe a warning, maybe ASCII escapes, maybe whitespace between tokens."""
     doc: dict[str, object] = {"status": "success", "data": data}
     if rng.random() < 0.5:
-        doc["warnings"] = [random_value(rng)]
+        doc["warnings"] = [warning]
     items = list(doc.items())
     rng.shuffle(items)
     body = json.dumps(dict(items), ensure_ascii=rng.random() < 0.5).encode()
