@@ -1,13 +1,13 @@
 """The `prometheus-adapter` command.
 
 `prometheus-adapter [flags]` runs the adapter with the Go adapter's flags;
-`prometheus-adapter check-config ...` explains a config (see adapter.check_config).
+`prometheus-adapter check-config ...` explains a config (see adapter.check.report).
 """
 
 import sys
 from collections.abc import Sequence
 
-from adapter.check_config import check_config_main
+from adapter.check.report import check_config_main
 from adapter.config.errors import ConfigError
 from adapter.flagparse import FlagError, HelpRequested
 from adapter.logs import setup_logging

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from adapter.promql.duration import DurationError, parse_go_duration
-from adapter.promql.go_quote import go_quote
+from adapter.golang.duration import DurationError, parse_go_duration
+from adapter.golang.quote import go_quote
 
 __all__ = ["FlagDefinition", "FlagError", "HelpRequested", "ParseResult", "parse", "parse_value"]
 

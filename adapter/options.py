@@ -21,6 +21,7 @@ from typing import Any
 from adapter.audit.config import audit_flag_errors, audit_options
 from adapter.discovery.relister import DISCOVERY_MODES
 from adapter.flagparse import parse
+from adapter.golang.duration import format_go_duration
 from adapter.prometheus.config import (
     DEFAULT_MAX_RESPONSE_SIZE,
     PrometheusConfig,
@@ -28,7 +29,6 @@ from adapter.prometheus.config import (
     parse_header_flags,
     parse_size,
 )
-from adapter.promql.duration import format_go_duration
 
 __all__ = [
     "FLAGS",

@@ -6,7 +6,7 @@ Run: PYTHONPATH=. python benchmarks/bench_go_template.py
 import time
 from collections.abc import Callable, Mapping
 
-from adapter.promql.go_template import FieldKind, compile_template
+from adapter.gotemplate.template import FieldKind, compile_template
 
 QUERY_FIELDS = {
     "Series": FieldKind.STRING,

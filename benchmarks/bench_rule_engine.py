@@ -9,10 +9,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from adapter.apimachinery.labels import EVERYTHING, parse_selector
+from adapter.apimachinery.quantity import decimal_si_quantity
 from adapter.kube.rest_mapper import PODS
 from adapter.naming.rules import load_rules
-from adapter.promql.label_selector import EVERYTHING, parse_selector
-from adapter.promql.quantity import decimal_si_quantity
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-from adapter.promql.label_selector import Selector, SelectorError, parse_selector
+from adapter.apimachinery.labels import Selector, SelectorError, parse_selector
 from harness.pki import CertificateAuthority
 
 __all__ = [

@@ -25,8 +25,8 @@ from adapter.audit.middleware import Auditor
 from adapter.audit.policy import Policy, PolicyError, load_policy
 from adapter.audit.rotate import RotatingFile, ensure_log_file
 from adapter.audit.webhook import Backoff, WebhookBackend, WebhookClient
+from adapter.golang.quote import go_quote
 from adapter.kube.config import KubeConfigError
-from adapter.promql.go_quote import go_quote
 
 __all__ = [
     "AuditConfigError",

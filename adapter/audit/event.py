@@ -19,7 +19,7 @@ import orjson
 from adapter.audit.levels import Level, Stage
 from adapter.auth.request_info import RequestInfo
 from adapter.auth.user import UserInfo
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 
 __all__ = [
     "API_VERSION",

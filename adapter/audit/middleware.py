@@ -38,7 +38,7 @@ from adapter.auth.authorizers import Attributes, AuthorizationError, Authorizer,
 from adapter.auth.credentials import peer_certificate
 from adapter.auth.middleware import USER_KEY, request_info_of
 from adapter.auth.user import ANONYMOUS, UserInfo
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 from adapter.server.middleware import error_response
 
 __all__ = [

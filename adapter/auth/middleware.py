@@ -19,7 +19,7 @@ from adapter.auth.credentials import AuthenticationFailed, Authenticator, AuthRe
 from adapter.auth.request_info import RequestInfo, new_request_info
 from adapter.auth.user import ANONYMOUS, UserInfo
 from adapter.errors import ForbiddenError, UnauthorizedError
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 from adapter.server.responses import status_response
 
 __all__ = [

@@ -52,7 +52,7 @@ from adapter.config.schema import (
     ResourceRule,
     ResourceRules,
 )
-from adapter.promql.duration import DurationError, parse_prometheus_duration
+from adapter.golang.duration import DurationError, parse_prometheus_duration
 
 __all__ = ["decode_config", "parse_config_text", "read_config_file", "read_first_document"]
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from adapter.discovery.registry import SeriesShape
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 
 __all__ = ["LabelNamesLister", "list_label_name_shapes", "selector_for_metric", "shapes_agree"]
 

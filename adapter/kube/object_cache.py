@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from adapter.apimachinery.labels import Selector
 from adapter.discovery.registry import SeriesInfo
 from adapter.kube.api import KubeAPI, KubeAPIError
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, ResourceInfo, RESTMapper
-from adapter.promql.label_selector import Selector
 from adapter.providers.objects import ObjectListError
 from adapter.tasks import cancel_and_wait
 

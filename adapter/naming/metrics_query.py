@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapter.apimachinery.labels import Operator, Selector, SelectorError
 from adapter.config.schema import LabelValueReplacement
+from adapter.golang.quote import go_quote
+from adapter.gotemplate.template import FieldKind, GoTemplate, TemplateExecError
 from adapter.kube.rest_mapper import NAMESPACES, GroupResource
 from adapter.naming.errors import (
     LabelNotSpecifiedError,
@@ -22,9 +25,6 @@ from adapter.naming.errors import (
     UnsupportedValuesError,
     UnusableQueryError,
 )
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_template import FieldKind, GoTemplate, TemplateExecError
-from adapter.promql.label_selector import Operator, Selector, SelectorError
 
 __all__ = [
     "METRICS_QUERY_FIELDS",

@@ -11,6 +11,15 @@ Port of the Go adapter's `pkg/naming/resource_converter.go` and `lbl_res.go`:
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from adapter.golang.quote import go_quote
+from adapter.golang.regexp import GoRegexp, GoRegexpError, compile_go_regexp
+from adapter.gotemplate.template import (
+    FieldKind,
+    GoTemplate,
+    TemplateError,
+    TemplateExecError,
+    compile_template,
+)
 from adapter.kube.rest_mapper import (
     NAMESPACES,
     NODES,
@@ -20,15 +29,6 @@ from adapter.kube.rest_mapper import (
     RESTMapper,
 )
 from adapter.naming.errors import NamingError
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_regexp import GoRegexp, GoRegexpError, compile_go_regexp
-from adapter.promql.go_template import (
-    FieldKind,
-    GoTemplate,
-    TemplateError,
-    TemplateExecError,
-    compile_template,
-)
 
 __all__ = [
     "CLUSTER_SCOPED_BY_RULE",

@@ -22,6 +22,7 @@ from typing import TypeVar
 from adapter.config.errors import ConfigError, ConfigIssue, IssueList
 from adapter.config.loader import read_config_file
 from adapter.config.schema import AdapterConfig, DiscoveryRule, ResourceMapping, ResourceRule
+from adapter.gotemplate.template import TemplateError, compile_template
 from adapter.kube.rest_mapper import (
     BUILTIN_RESOURCES,
     NAMESPACES,
@@ -36,7 +37,6 @@ from adapter.naming.metric_namer import MetricNamer, new_metric_namer
 from adapter.naming.metrics_query import METRICS_QUERY_FIELDS, MetricsQuery
 from adapter.naming.resource_converter import ResourceConverter, new_resource_converter
 from adapter.naming.series_filter import SeriesFilter, new_series_filter
-from adapter.promql.go_template import TemplateError, compile_template
 
 __all__ = [
     "CompiledConfig",

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass
 
+from adapter.golang.quote import go_quote
+from adapter.golang.regexp import GoRegexp, GoRegexpError, compile_go_regexp
 from adapter.naming.errors import NamingError
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_regexp import GoRegexp, GoRegexpError, compile_go_regexp
 
 __all__ = ["SeriesFilter", "new_series_filter"]
 

@@ -46,6 +46,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from adapter import __version__
+from adapter.golang.duration import format_prometheus_duration
 from adapter.http_client import PooledClient
 from adapter.kube.api import KubeAPIError
 from adapter.prometheus.answers import (
@@ -88,7 +89,6 @@ from adapter.prometheus.transport import (
     env_proxy,
     kubeconfig_credentials,
 )
-from adapter.promql.duration import format_prometheus_duration
 from adapter.redaction import (
     authorization_forms,
     header_forms,

@@ -11,7 +11,7 @@ The length measured is that of the quoted alternation as the matcher renders it:
 
 from collections.abc import Sequence
 
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 
 __all__ = ["chunk_names", "matcher_length"]
 

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from adapter.apimachinery.labels import Selector, SelectorError, to_label_selector
+from adapter.apimachinery.quantity import decimal_si_quantity
 from adapter.discovery.registry import CustomMetricInfo, MetricRegistry, SeriesInfo
 from adapter.errors import InternalError, NotFoundError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, RESTMapper
 from adapter.naming.errors import NamingError, UnusableQueryError
 from adapter.prometheus.client import QueryResult
-from adapter.promql.label_selector import Selector, SelectorError, to_label_selector
-from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
 from adapter.providers.querier import MetricQuerier, object_values, query_or_500

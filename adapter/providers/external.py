@@ -10,12 +10,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from adapter.apimachinery.labels import Selector
+from adapter.apimachinery.quantity import decimal_si_quantity
 from adapter.discovery.registry import MetricRegistry
 from adapter.errors import InternalError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import NAMESPACES
 from adapter.naming.errors import NamingError, UnusableQueryError
-from adapter.promql.label_selector import Selector
-from adapter.promql.quantity import decimal_si_quantity
 from adapter.providers.querier import MetricQuerier, query_or_500
 
 __all__ = ["ExternalMetricValue", "ExternalMetricsProvider"]

@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from adapter.apimachinery.labels import Selector
 from adapter.discovery.registry import SeriesInfo
 from adapter.discovery.relister import SeriesLister
 from adapter.kube.rest_mapper import NAMESPACES, GroupResource
 from adapter.naming.errors import NamingError
 from adapter.naming.metrics_query import label_matcher
 from adapter.prometheus.client import PrometheusError
-from adapter.promql.label_selector import Selector
 
 __all__ = ["ObjectListError", "ObjectLister", "PrometheusObjectLister"]
 

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from adapter.apimachinery.labels import EVERYTHING, Selector
+from adapter.apimachinery.quantity import binary_si_quantity, decimal_si_quantity
 from adapter.errors import BadRequestError, NotFoundError, ServiceUnavailableError, UnknownError
 from adapter.kube.api import KubeAPI
 from adapter.kube.object_cache import Informer, ObjectMeta
@@ -30,8 +32,6 @@ from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, Res
 from adapter.naming.errors import NamingError
 from adapter.naming.rules import ResourceMetricRules, ResourceQuery
 from adapter.prometheus.client import PrometheusError, Sample
-from adapter.promql.label_selector import EVERYTHING, Selector
-from adapter.promql.quantity import binary_si_quantity, decimal_si_quantity
 from adapter.providers.querier import MetricQuerier
 from adapter.tasks import cancel_and_wait
 

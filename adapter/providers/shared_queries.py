@@ -9,14 +9,14 @@ with HPAs. Concurrent misses share one query. Failures are not kept.
 
 Values are up to `ttl` old, so `ttl` should stay well under the HPA sync period (15 s). Only
 rules whose query computes each object from its own series may be shared; the custom provider
-checks that with `adapter.promql.per_object` and queries per request otherwise.
+checks that with `adapter.providers.per_object` and queries per request otherwise.
 """
 
 import asyncio
 import time
 from collections.abc import Callable, Mapping
 
-from adapter.promql.per_object import shared_query_problem
+from adapter.providers.per_object import shared_query_problem
 from adapter.providers.querier import MetricQuerier, object_values, query_or_500
 
 __all__ = ["NamespaceQueries", "sharing_problem"]

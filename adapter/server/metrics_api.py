@@ -15,10 +15,10 @@ import functools
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from adapter.apimachinery.labels import EVERYTHING, Selector, SelectorError, parse_selector
 from adapter.errors import BadRequestError, path_not_found
 from adapter.kube.rest_mapper import NAMESPACES, GroupResource
 from adapter.naming.metrics_query import check_promql_selector
-from adapter.promql.label_selector import EVERYTHING, Selector, SelectorError, parse_selector
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.server.negotiation import LIST_ROUTE_MEDIA_TYPES

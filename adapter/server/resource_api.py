@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from adapter.apimachinery.labels import EVERYTHING, Selector, SelectorError, parse_selector
 from adapter.errors import BadRequestError
-from adapter.promql.duration import format_go_duration
-from adapter.promql.label_selector import EVERYTHING, Selector, SelectorError, parse_selector
+from adapter.golang.duration import format_go_duration
 from adapter.providers.resource import (
     EVERY_FIELD,
     FieldSelector,

@@ -11,10 +11,10 @@ default, `Metadata`), the whole object (`Object`) or nothing (`None`).
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from adapter.apimachinery.quantity import INT64_MAX, INT64_MIN, format_binary_si, format_decimal_si
 from adapter.errors import BadRequestError, NotAcceptableError
-from adapter.promql.duration import format_go_duration
-from adapter.promql.go_quote import go_quote
-from adapter.promql.quantity import INT64_MAX, INT64_MIN, format_binary_si, format_decimal_si
+from adapter.golang.duration import format_go_duration
+from adapter.golang.quote import go_quote
 from adapter.providers.resource import NodeMetrics, PodMetrics
 from adapter.server.negotiation import Conversion
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from adapter.check_config import check_config_main
+from adapter.check.report import check_config_main
 from harness.exporter import demo_dataset
 from harness.ports import free_port
 from tests.integration.conftest import scraping_prometheus

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from adapter.apimachinery.labels import parse_selector
 from adapter.discovery.registry import SeriesInfo
 from adapter.kube.client import KubeClient
 from adapter.kube.config import load_kubeconfig
 from adapter.kube.discovery_mapper import DiscoveryRESTMapper
 from adapter.kube.object_cache import KubernetesObjectLister
 from adapter.kube.rest_mapper import GroupResource
-from adapter.promql.label_selector import parse_selector
 from harness.fake_kube_apiserver import FakeKubeAPIServer, running_fake_kube_apiserver
 
 SOURCE: SeriesInfo = None  # type: ignore[assignment]  # the Kubernetes lister does not use it

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from adapter.promql.quantity import decimal_si_quantity
+from adapter.apimachinery.quantity import decimal_si_quantity
 from harness.adapter import AdapterProcess, running_adapter
 from harness.exporter import synthetic_dataset
 from harness.prometheus import PrometheusProcess

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from adapter.check_config import check_config_main
+from adapter.check.report import check_config_main
 from harness.adapter import AdapterProcess, running_adapter
 from harness.prometheus import PrometheusProcess
 from harness.realworld import (

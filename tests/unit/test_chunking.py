@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 from adapter.providers.chunking import chunk_names, matcher_length
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter.check_config import check_config_main
+from adapter.check.report import check_config_main
 from adapter.cli import main
 from adapter.options import FLAGS, build_parser, parse_flags, validate_flags
 

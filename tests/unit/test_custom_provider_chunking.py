@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from adapter.apimachinery.labels import Selector, parse_selector
 from adapter.discovery.registry import MetricRegistry, SeriesInfo, SeriesShape, build_registry
 from adapter.errors import InternalError
+from adapter.golang.quote import go_quote
 from adapter.kube.rest_mapper import BUILTIN_RESOURCES, PODS, GroupResource, StaticRESTMapper
 from adapter.naming.rules import load_rules
 from adapter.prometheus.client import PrometheusError, QueryResult, Sample
-from adapter.promql.go_quote import go_quote
-from adapter.promql.label_selector import Selector, parse_selector
 from adapter.providers.custom import CustomMetricsProvider
 
 NOW = 1_700_000_000.0

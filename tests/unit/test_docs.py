@@ -177,3 +177,13 @@ def test_relative_links_resolve(doc: Path) -> None:
         if not (doc.parent / path).exists():
             broken.append(target)
     assert not broken, f"broken links in {doc.name}: {broken}"
+
+
+def test_layout_names_every_package_and_only_existing_ones() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    text = (repo / "docs" / "layout.md").read_text()
+    named = set(re.findall(r"`adapter/(\w+)/`", text))
+    packages = {p.parent.name for p in (repo / "adapter").glob("*/__init__.py")}
+    assert named == packages
+    for module in re.findall(r"`(\w+\.py)`", text):
+        assert list((repo / "adapter").rglob(module)), module

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from adapter.apimachinery.labels import EVERYTHING, parse_selector
 from adapter.discovery.registry import SeriesInfo
 from adapter.kube.api import KubeAPIError
 from adapter.kube.discovery_mapper import DiscoveryRESTMapper
 from adapter.kube.object_cache import Informer, KubernetesObjectLister
 from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, ResourceInfo
 from adapter.naming.resource_converter import new_resource_converter
-from adapter.promql.label_selector import EVERYTHING, parse_selector
 from adapter.providers.objects import ObjectListError
 
 PODS_INFO = ResourceInfo("", "v1", "pods", "pod", "Pod", True)

@@ -4,7 +4,16 @@ from collections.abc import Sequence
 
 import pytest
 
+from adapter.apimachinery.labels import (
+    EVERYTHING,
+    Operator,
+    Requirement,
+    Selector,
+    new_requirement,
+    parse_selector,
+)
 from adapter.config.schema import LabelValueReplacement
+from adapter.gotemplate.template import compile_template
 from adapter.kube.rest_mapper import GroupResource
 from adapter.naming.errors import (
     MalformedQueryError,
@@ -17,15 +26,6 @@ from adapter.naming.metrics_query import (
     MetricsQuery,
     UnexpressibleSelectorError,
     check_promql_selector,
-)
-from adapter.promql.go_template import compile_template
-from adapter.promql.label_selector import (
-    EVERYTHING,
-    Operator,
-    Requirement,
-    Selector,
-    new_requirement,
-    parse_selector,
 )
 
 RESOURCE = GroupResource("group", "resource")

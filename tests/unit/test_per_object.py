@@ -1,6 +1,6 @@
 import pytest
 
-from adapter.promql.per_object import shared_query_problem
+from adapter.providers.per_object import shared_query_problem
 
 M = 'pod!=""'  # the object matcher of a namespace-wide query
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from adapter.apimachinery.labels import EVERYTHING, Selector, parse_selector
 from adapter.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from adapter.kube.object_cache import Informer, ObjectMeta
 from adapter.naming.rules import ResourceMetricRules, load_rules
 from adapter.prometheus.client import PrometheusError, QueryResult, Sample
-from adapter.promql.label_selector import EVERYTHING, Selector, parse_selector
 from adapter.providers.resource import (
     EVERY_FIELD,
     NODE_INFO,

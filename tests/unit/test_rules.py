@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from adapter.apimachinery.labels import EVERYTHING, parse_selector
 from adapter.config.errors import ConfigError
 from adapter.kube.rest_mapper import NODES, PODS, GroupResource
 from adapter.naming.errors import NamingError, UnusableQueryError
 from adapter.naming.rules import CompiledConfig, RuleKind, load_rules
-from adapter.promql.label_selector import EVERYTHING, parse_selector
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SAMPLES = sorted(CONFIG_DIR.glob("*.yaml"))

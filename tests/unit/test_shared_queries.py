@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from adapter.apimachinery.labels import Selector
 from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
 from adapter.errors import InternalError
 from adapter.kube.rest_mapper import BUILTIN_RESOURCES, PODS, StaticRESTMapper
 from adapter.naming.rules import load_rules
 from adapter.prometheus.client import PrometheusError, QueryResult, Sample
-from adapter.promql.label_selector import Selector
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.querier import SingleFlightQuerier
 from adapter.providers.shared_queries import NamespaceQueries

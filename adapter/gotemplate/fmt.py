@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_template_strconv import can_backquote, format_float, quote_with
+from adapter.golang.quote import go_quote
+from adapter.gotemplate.strconv import can_backquote, format_float, quote_with
 
 __all__ = [
     "NO_VALUE",

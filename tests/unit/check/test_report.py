@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from adapter import check_config
-from adapter.check_config import _parser, check_config_main, render_text
+from adapter.check import report as check_config
+from adapter.check.report import _parser, check_config_main, render_text
 from adapter.options import build_parser
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 
 LIVE: dict[str, Any] = {
     "prometheus": "http://prom:9090",

@@ -8,16 +8,16 @@ from collections.abc import Mapping
 
 import pytest
 
-from adapter.promql import go_template_exec
-from adapter.promql.go_template import (
+from adapter.gotemplate import exec as go_template_exec
+from adapter.gotemplate.fmt import sprintf
+from adapter.gotemplate.parse import MAX_NESTING
+from adapter.gotemplate.template import (
     FieldKind,
     GoTemplate,
     TemplateError,
     TemplateExecError,
     compile_template,
 )
-from adapter.promql.go_template_fmt import sprintf
-from adapter.promql.go_template_parse import MAX_NESTING
 
 QUERY_FIELDS = {
     "Series": FieldKind.STRING,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 
 __all__ = [
     "EVERYTHING",

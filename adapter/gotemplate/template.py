@@ -26,12 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapter.promql import go_template_exec as ex
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_template_builtins import BUILTINS, make_call
-from adapter.promql.go_template_errors import TemplateError, TemplateExecError
-from adapter.promql.go_template_fmt import EMPTY_MAP, NO_VALUE, GoStruct, GoStructType
-from adapter.promql.go_template_parse import (
+from adapter.golang.quote import go_quote
+from adapter.gotemplate import exec as ex
+from adapter.gotemplate.builtins import BUILTINS, make_call
+from adapter.gotemplate.errors import TemplateError, TemplateExecError
+from adapter.gotemplate.fmt import EMPTY_MAP, NO_VALUE, GoStruct, GoStructType
+from adapter.gotemplate.parse import (
     UNDEFINED_SLOT,
     ActionNode,
     BoolNode,

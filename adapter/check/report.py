@@ -14,7 +14,8 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from adapter.check_config_live import (
+from adapter.apimachinery.labels import EVERYTHING
+from adapter.check.live import (
     ExplainRequest,
     LiveOptions,
     PrometheusUnreachableError,
@@ -22,14 +23,13 @@ from adapter.check_config_live import (
 )
 from adapter.config.errors import ConfigError, ConfigIssue
 from adapter.flagparse import parse_value
+from adapter.golang.duration import format_go_duration
 from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, NoResourceMatchError
 from adapter.naming.errors import NamingError
 from adapter.naming.resource_converter import ResourceConverter
 from adapter.naming.rules import CompiledConfig, MetricRule, ResourceQuery, load_rules
 from adapter.options import FLAGS, prometheus_config
 from adapter.prometheus.config import PrometheusConfigError
-from adapter.promql.duration import format_go_duration
-from adapter.promql.label_selector import EVERYTHING
 from adapter.providers.shared_queries import sharing_problem
 
 __all__ = ["check_config_main", "config_report", "render_text"]

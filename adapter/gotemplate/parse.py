@@ -14,9 +14,9 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_template_errors import TemplateError
-from adapter.promql.go_template_lex import (
+from adapter.golang.quote import go_quote
+from adapter.gotemplate.errors import TemplateError
+from adapter.gotemplate.lex import (
     LiteralSyntaxError,
     Token,
     TokenType,

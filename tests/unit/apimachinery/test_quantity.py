@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from adapter.promql.quantity import (
+from adapter.apimachinery.quantity import (
     INT64_MAX,
     INT64_MIN,
     binary_si_quantity,

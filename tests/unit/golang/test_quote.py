@@ -1,6 +1,6 @@
 import pytest
 
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ filter dropped each), the metrics and resources that result, resources reached o
 several rules (or series) define, with the one that wins as in Go (the last). `--explain` runs
 one request through the server's own providers, recording the PromQL, Prometheus' answer and
 the exact JSON (or Status) the API returns. Everything is plain data for the text and JSON
-renderers in `adapter.check_config`.
+renderers in `adapter.check.report`.
 """
 
 import asyncio
@@ -29,6 +29,7 @@ from adapter.discovery.registry import (
     build_registry,
 )
 from adapter.errors import APIError
+from adapter.golang.duration import format_go_duration
 from adapter.kube.rest_mapper import (
     BUILTIN_RESOURCES,
     NAMESPACES,
@@ -44,7 +45,6 @@ from adapter.naming.series_filter import SeriesFilter
 from adapter.prometheus.client import PrometheusClient, PrometheusConfig, PrometheusError
 from adapter.prometheus.results import QueryResult
 from adapter.prometheus.transport import display_url
-from adapter.promql.duration import format_go_duration
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
 from adapter.providers.objects import PrometheusObjectLister

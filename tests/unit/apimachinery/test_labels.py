@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from adapter.promql.label_selector import (
+from adapter.apimachinery.labels import (
     EVERYTHING,
     Lexer,
     Operator,

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from adapter.promql.go_quote import go_quote
-from adapter.promql.go_template_errors import TemplateError
+from adapter.golang.quote import go_quote
+from adapter.gotemplate.errors import TemplateError
 
 __all__ = ["LiteralSyntaxError", "Token", "TokenType", "lex", "parse_number", "unquote"]
 

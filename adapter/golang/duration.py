@@ -10,7 +10,7 @@ wrappers so that callers never see float drift inside the arithmetic.
 import math
 from fractions import Fraction
 
-from adapter.promql.go_quote import go_quote
+from adapter.golang.quote import go_quote
 
 __all__ = [
     "DurationError",

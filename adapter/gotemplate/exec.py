@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
-from adapter.promql.go_template_builtins import BuiltinError, is_list, is_map, truth
-from adapter.promql.go_template_errors import TemplateExecError
-from adapter.promql.go_template_fmt import NO_VALUE, GoStruct, GoUint8, format_value, go_type_name
+from adapter.gotemplate.builtins import BuiltinError, is_list, is_map, truth
+from adapter.gotemplate.errors import TemplateExecError
+from adapter.gotemplate.fmt import NO_VALUE, GoStruct, GoUint8, format_value, go_type_name
 
 __all__ = [
     "MAX_EXEC_DEPTH",

@@ -1,6 +1,6 @@
 import pytest
 
-from adapter.promql.go_regexp import GoRegexp, GoRegexpError, compile_go_regexp, expand_template
+from adapter.golang.regexp import GoRegexp, GoRegexpError, compile_go_regexp, expand_template
 
 # --- compiling -----------------------------------------------------------------------
 

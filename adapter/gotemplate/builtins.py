@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
-from adapter.promql.go_template_fmt import (
+from adapter.gotemplate.fmt import (
     NO_VALUE,
     GoStruct,
     GoUint8,

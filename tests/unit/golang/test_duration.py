@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from adapter.promql.duration import (
+from adapter.golang.duration import (
     DurationError,
     format_go_duration,
     format_go_duration_ns,
