@@ -9,6 +9,7 @@ and error text match the Go code byte for byte, because all three are echoed bac
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -655,6 +656,9 @@ _TOKEN_TO_OPERATOR = {
 }
 
 
+# HPAs and kubectl send the same few selectors again and again; a Selector is immutable, so
+# each distinct text is parsed once (bad ones are not cached: lru_cache keeps no exceptions).
+@functools.lru_cache(maxsize=4096)
 def parse_selector(text: str) -> Selector:
     """Go's `labels.Parse`; raises SelectorError with Go's message."""
     requirements = Parser(text).parse()

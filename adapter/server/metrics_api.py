@@ -10,8 +10,6 @@ any other shape is a 404. Handlers parse the request into plain values and call 
 providers never see HTTP.
 """
 
-import functools
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -46,11 +44,6 @@ def _selector(request: web.Request, param: str, *, promql: bool = False) -> Sele
     return parse_selector_param(request.query.get(param, ""), param, promql=promql)
 
 
-# HPAs send the same few selectors every 15 s; a Selector is immutable, so each distinct
-# text is parsed once (bad ones are not cached: lru_cache keeps no exceptions).
-_parse_selector = functools.lru_cache(maxsize=4096)(parse_selector)
-
-
 def parse_selector_param(text: str, param: str, *, promql: bool = False) -> Selector:
     """A selector query parameter; a bad one is a 400, as in the Go adapter.
 
@@ -59,7 +52,7 @@ def parse_selector_param(text: str, param: str, *, promql: bool = False) -> Sele
     if not text:
         return EVERYTHING
     try:
-        selector = _parse_selector(text)
+        selector = parse_selector(text)
         if promql:
             check_promql_selector(selector)
         return selector
