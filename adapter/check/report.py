@@ -94,8 +94,23 @@ def _example_resource(converter: ResourceConverter) -> GroupResource | None:
     return others[0] if others else None
 
 
-def _example_object(resource: GroupResource, suffix: str = "a") -> str:
-    return f"{resource.resource.removesuffix('s')}-{suffix}"
+def _singular(converter: ResourceConverter, resource: GroupResource) -> str:
+    """The resource's singular name as Kubernetes makes it (the kind, lowercased), or an
+    English guess for a resource the built-in table does not know."""
+    try:
+        return converter.mapper.resource_for(resource).kind.lower()
+    except NoResourceMatchError:
+        name = resource.resource
+        for plural, singular in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("s", "")):
+            if name.endswith(plural):
+                return name.removesuffix(plural) + singular
+        return name
+
+
+def _example_object(
+    converter: ResourceConverter, resource: GroupResource, suffix: str = "a"
+) -> str:
+    return f"{_singular(converter, resource)}-{suffix}"
 
 
 def _custom_example(rule: MetricRule) -> dict[str, Any] | None:
@@ -104,7 +119,8 @@ def _custom_example(rule: MetricRule) -> dict[str, Any] | None:
         return None
     namespaced = rule.converter.is_namespaced(resource)
     namespace = EXAMPLE_NAMESPACE if namespaced else ""
-    names = [_example_object(resource)], [_example_object(resource), _example_object(resource, "b")]
+    one, two = (_example_object(rule.converter, resource, suffix) for suffix in "ab")
+    names = [one], [one, two]
     example: dict[str, Any] = {"resource": str(resource), "namespace": namespace or None}
     for key, objects in zip(("one", "several"), names, strict=True):
         try:
@@ -167,7 +183,12 @@ def _resource_query_report(name: str, rule: ResourceQuery) -> dict[str, Any]:
     ):
         try:
             examples[key] = query.build(
-                "", resource, namespace, [_example_object(resource)], EVERYTHING, extra
+                "",
+                resource,
+                namespace,
+                [_example_object(rule.converter, resource)],
+                EVERYTHING,
+                extra,
             )
         except NamingError as exc:
             examples[key] = f"error: {exc}"
@@ -225,6 +246,13 @@ def _render_resources(resources: dict[str, Any], out: list[str]) -> None:
         out.append(f"    {'resources' if i == 0 else '':<12} {row}")
 
 
+def _block(prefix: str, text: str) -> list[str]:
+    """`prefix` and `text`, the lines after the first of a multi-line query indented to line
+    up under its first."""
+    first, *rest = text.strip().splitlines() or [""]
+    return [prefix + first, *(" " * len(prefix) + line for line in rest)]
+
+
 def _describe(entry: dict[str, Any]) -> str:
     scope = "namespaced" if entry["namespaced"] else "cluster-scoped"
     kind = f"{entry['kind']} {entry['apiVersion']}, " if entry.get("kind") else "unknown kind, "
@@ -233,7 +261,7 @@ def _describe(entry: dict[str, Any]) -> str:
 
 def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
     out.append(f"  {rule['path']}")
-    out.append(f"    seriesQuery  {rule['seriesQuery']}")
+    out += _block("    seriesQuery  ", rule["seriesQuery"])
     for f in rule["filters"]:
         out.append(f"    filter       {f}")
     name = rule["name"]
@@ -243,7 +271,7 @@ def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
         _render_resources(rule["resources"], out)
     else:
         out.append(f"    namespaced   {str(rule['namespaced']).lower()}")
-    out.append(f"    metricsQuery {rule['metricsQuery'].strip() or _EMPTY}")
+    out += _block("    metricsQuery ", rule["metricsQuery"].strip() or _EMPTY)
     example = rule["example"]
     if example is None:
         out.append("    example      (none: the rule maps no resources)")
@@ -252,16 +280,16 @@ def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
         out.append(f"    example      {example['resource']}{where}:")
         for key in ("one", "several"):
             objects = ",".join(example[key]["objects"])
-            out.append(f"      {objects}: {example[key]['query'].strip()}")
+            out += _block(f"      {objects}: ", example[key]["query"])
         wide = example.get("namespaceWide")
         if wide is not None and wide["shared"]:
-            out.append(f"      namespace-wide (--namespace-query-ttl): {wide['query'].strip()}")
+            out += _block("      namespace-wide (--namespace-query-ttl): ", wide["query"])
         elif wide is not None:
             out.append(
                 f"      namespace-wide (--namespace-query-ttl): not shared, {wide['problem']}"
             )
     else:
-        out.append(f"    example      namespace {example['namespace']}: {example['query'].strip()}")
+        out += _block(f"    example      namespace {example['namespace']}: ", example["query"])
 
 
 def _series_text(labels: dict[str, str]) -> str:
@@ -271,7 +299,7 @@ def _series_text(labels: dict[str, str]) -> str:
 
 
 def _render_live_rule(rule: dict[str, Any], out: list[str]) -> None:
-    out.append(f"  {rule['path']}  {rule['seriesQuery']}")
+    out += _block(f"  {rule['path']}  ", rule["seriesQuery"])
     if rule.get("error"):
         out.append(f"    error        {rule['error']}")
         return
@@ -312,14 +340,14 @@ def _render_explain(ex: dict[str, Any], out: list[str]) -> None:
     out.append(f"explain  GET {ex['path']}")
     if ex["rule"]:
         out.append(f"  rule         {ex['rule']} (series {ex['series']})")
-        out.append(f"  metricsQuery {ex['metricsQuery'].strip()}")
+        out += _block("  metricsQuery ", ex["metricsQuery"])
     else:
         out.append("  rule         (none: no rule defines this metric)")
     for listing in ex["objects"]:
         found = listing.get("error") or f"{listing.get('series', 0)} series"
         out.append(f"  objects      {' '.join(listing['match'])} -> {found}")
     for query in ex["queries"]:
-        out.append(f"  PromQL       {query['promql']}")
+        out += _block("  PromQL       ", query["promql"])
         if "error" in query:
             out.append(f"  result       error: {query['error']}")
             continue
@@ -371,7 +399,8 @@ def _render_live(live: dict[str, Any], out: list[str]) -> None:
 def render_text(report: dict[str, Any]) -> str:
     file = report["file"]
     if not report["valid"]:
-        lines = [f"{file}: INVALID ({len(report['errors'])} errors)"]
+        count = len(report["errors"])
+        lines = [f"{file}: INVALID ({count} error{'' if count == 1 else 's'})"]
         lines += [f"  {_issue_line(file, e)}" for e in report["errors"]]
         return "\n".join(lines) + "\n"
     rr = report["resourceRules"]
@@ -392,8 +421,8 @@ def render_text(report: dict[str, Any]) -> str:
             q = rr[key]
             lines.append(f"  {key}  containerLabel {q['containerLabel'] or _EMPTY}")
             _render_resources(q["resources"], lines)
-            lines.append(f"    pod example   {q['example']['pods'].strip()}")
-            lines.append(f"    node example  {q['example']['nodes'].strip()}")
+            lines += _block("    pod example   ", q["example"]["pods"])
+            lines += _block("    node example  ", q["example"]["nodes"])
     for warning in report["warnings"]:
         lines.append(f"warning: {_issue_line(file, warning)}")
     return "\n".join(lines) + "\n"

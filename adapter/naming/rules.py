@@ -143,6 +143,14 @@ _NODE_FAILURE = "leaves its nodes out of metrics.k8s.io lists, and a named node 
 _AS_IN_GO = "(the Go adapter starts with this config and fails these requests the same way)"
 
 
+def _dotted_resource_hint(resource: GroupResource) -> str:
+    """For `resource: deployments.apps` (no group): how to write it."""
+    if resource.group or "." not in resource.resource:
+        return ""
+    name, group = resource.resource.split(".", 1)
+    return f" (a resource name has no dots; write {{group: {group}, resource: {name}}})"
+
+
 class _Compiler:
     def __init__(self, mapper: RESTMapper, issues: IssueList, require_known: bool) -> None:
         self.mapper = mapper
@@ -179,8 +187,11 @@ class _Compiler:
             )
         for item in unresolved:
             where = f"{path}.overrides.{item.label}"
-            if self.require_known:
-                self.issues.add(where, f"unable to normalize group-resource: {item.reason}")
+            dotted = _dotted_resource_hint(item.resource)
+            if self.require_known or dotted:
+                # A resource name never has a dot, so Go rejects `deployments.apps` with or
+                # without a cluster to resolve it through.
+                self.issues.add(where, f"unable to normalize group-resource: {item.reason}{dotted}")
             else:
                 self.issues.warn(
                     where,

@@ -259,3 +259,76 @@ def test_template_mistakes_go_finds_only_when_executing_are_warnings(tmp_path: P
     assert report["rules"][0]["example"]["one"]["query"] == (
         'sum(<series>{namespace="default",pod="pod-a"}) by (pod)'
     )
+
+
+def _report_text(tmp_path: Path, config_text: str) -> tuple[int, str]:
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text)
+    out = io.StringIO()
+    code = check_config_main([str(config)], stdout=out)
+    return code, out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("resource", "example"),
+    [
+        ("{group: networking.k8s.io, resource: ingresses}", "ingress-a"),
+        ("{resource: service}", "service-a"),
+        ("{resource: endpoints}", "endpoints-a"),
+        ("{group: networking.k8s.io, resource: networkpolicies}", "networkpolicy-a"),
+        ("{group: example.com, resource: widgetboxes}", "widgetbox-a"),
+        ("{group: example.com, resource: policies}", "policy-a"),
+    ],
+)
+def test_example_objects_have_singular_names(tmp_path: Path, resource: str, example: str) -> None:
+    code, text = _report_text(
+        tmp_path,
+        'rules:\n- seriesQuery: \'x{namespace!="",obj!=""}\'\n'
+        f"  resources: {{overrides: {{namespace: {{resource: namespace}}, obj: {resource}}}}}\n"
+        "  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)\n",
+    )
+    assert code == 0
+    assert f"      {example}: sum(<series>{{" in text
+
+
+def test_multi_line_queries_stay_indented(tmp_path: Path) -> None:
+    code, text = _report_text(
+        tmp_path,
+        """\
+rules:
+- seriesQuery: 'x{namespace!="",pod!=""}'
+  resources: {template: <<.Resource>>}
+  metricsQuery: |
+    sum(
+      rate(<<.Series>>{<<.LabelMatchers>>}[2m])
+    ) by (<<.GroupBy>>)
+""",
+    )
+    assert code == 0
+    assert (
+        "    metricsQuery sum(\n"
+        "                   rate(<<.Series>>{<<.LabelMatchers>>}[2m])\n"
+        "                 ) by (<<.GroupBy>>)\n"
+        "    example      pods in namespace default:\n"
+        "      pod-a: sum(\n"
+        '               rate(<series>{namespace="default",pod="pod-a"}[2m])\n'
+        "             ) by (pod)\n"
+    ) in text
+
+
+def test_a_dotted_resource_name_is_refused_with_the_way_to_write_it(tmp_path: Path) -> None:
+    # Go resolves {resource: deployments.apps} as a resource named "deployments.apps" in the
+    # core group, which no cluster has: it refuses to start. Without a cluster too, then.
+    code, text = _report_text(
+        tmp_path,
+        'rules:\n- seriesQuery: \'x{namespace!="",deployment!=""}\'\n'
+        "  resources:\n    overrides:\n      namespace: {resource: namespace}\n"
+        "      deployment: {resource: deployments.apps}\n",
+    )
+    assert code == 1
+    assert text.splitlines() == [
+        f"{tmp_path / 'config.yaml'}: INVALID (1 error)",
+        f"  {tmp_path / 'config.yaml'}:6: rules[0].resources.overrides.deployment: unable to "
+        "normalize group-resource: no matches for /, Resource=deployments.apps (a resource "
+        "name has no dots; write {group: apps, resource: deployments})",
+    ]
