@@ -14,12 +14,13 @@ import asyncio
 import logging
 import operator
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from adapter.discovery.label_names import LabelNamesLister, list_label_name_shapes, shapes_agree
 from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
+from adapter.golang.duration import format_go_duration
 from adapter.naming.rules import MetricRule
 from adapter.prometheus.errors import PrometheusError
 
@@ -88,6 +89,9 @@ class RelistResult:
     seconds: float
     failures: dict[str, str]  # seriesQuery -> error message
     registry: MetricRegistry
+    queries: int = 0
+    kept: int = 0  # failed queries whose last good series were kept
+    causes: dict[str, int] = field(default_factory=dict)  # error -> how many queries
 
     @property
     def ok(self) -> bool:
@@ -123,6 +127,7 @@ class Relister:
     max_age: float
     observer: RelistObserver | None = None
     clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     registry: MetricRegistry = field(default_factory=MetricRegistry)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     mode: str = SERIES
@@ -166,10 +171,12 @@ class Relister:
                 # now on; after a connection failure or timeout, label names are tried again.
                 if isinstance(exc, PrometheusError) and exc.status is not None:
                     self._label_names_agree = False
+                # When the series listing fails too, its failure is the one the relist reports.
+                shapes = await self._list_series(query, start)
                 log.warning(
-                    "discovery from label names failed for %r (%s); listing its series", query, exc
+                    "discovery from label names failed for %r (%s); listed its series", query, exc
                 )
-                return await self._list_series(query, start)
+                return shapes
             if shapes is not None:
                 return shapes
         return await self._list_series(query, start)
@@ -209,6 +216,12 @@ class Relister:
         self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
 
     async def relist_once(self) -> RelistResult:
+        """One relist, logged in one line."""
+        outcome = await self._relist()
+        self._log(outcome, None)
+        return outcome
+
+    async def _relist(self) -> RelistResult:
         began = time.perf_counter()
         queries = self.queries
         start = self.clock() - self.max_age
@@ -216,39 +229,75 @@ class Relister:
             *(self._list(q, start) for q in queries), return_exceptions=True
         )
         failures: dict[str, str] = {}
+        causes: dict[str, list[str]] = {}
         for query, result in zip(queries, results, strict=True):
             if isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 failures[query] = str(result) or type(result).__name__
-                kept = "keeping its last series" if query in self._shapes else "no series yet"
-                log.error("unable to list series for query %r (%s): %s", query, kept, result)
+                causes.setdefault(failures[query], []).append(query)
+                log.debug("unable to list series for query %r: %s", query, result)
             else:
                 self._shapes[query] = result
         self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
-        outcome = RelistResult(time.perf_counter() - began, failures, self.registry)
+        outcome = RelistResult(
+            time.perf_counter() - began,
+            failures,
+            self.registry,
+            queries=len(queries),
+            kept=sum(q in self._shapes for q in failures),
+            causes={cause: len(failed) for cause, failed in causes.items()},
+        )
         if len(failures) < len(queries) or not queries:
             self.ready.set()
         if self.observer is not None:
             self.observer(outcome)
-        log.info(
-            "relist: %d metrics from %d series queries in %.3fs%s",
-            len(self.registry),
-            len(queries),
-            outcome.seconds,
-            f", {len(failures)} failed" if failures else "",
-        )
         if self.mode == AUTO and self._label_names_agree is None and not failures and queries:
             # After `ready`: the first answers need not wait for the slower series listing.
             await self._check_label_names(queries, start)
         return outcome
 
+    @staticmethod
+    def _log(outcome: RelistResult, retry_in: float | None) -> None:
+        """One line per relist: what was found, or what failed, why, what was kept and when
+        the next attempt is (a dead Prometheus fails every query for one cause)."""
+        if outcome.ok:
+            log.info(
+                "relist: %d metrics from %d series queries in %.3fs",
+                len(outcome.registry),
+                outcome.queries,
+                outcome.seconds,
+            )
+            return
+        failed = len(outcome.failures)
+        why = "; ".join(
+            cause if len(outcome.causes) == 1 else f"{count} with {cause}"
+            for cause, count in outcome.causes.items()
+        )
+        if outcome.kept == failed:
+            kept = "keeping their last good series"
+        elif outcome.kept:
+            kept = f"keeping the last good series of {outcome.kept}"
+        else:
+            kept = "no earlier series to keep"
+        retry = f"; retrying in {format_go_duration(retry_in)}" if retry_in is not None else ""
+        log.error(
+            "relist: unable to list series for %d of %d series queries (%s; %d metrics): %s%s",
+            failed,
+            outcome.queries,
+            kept,
+            len(outcome.registry),
+            why,
+            retry,
+        )
+
     async def run(self) -> None:
-        """Relist forever (until cancelled)."""
+        """Relist forever (until cancelled); after a failure, again sooner (1 s, 2 s, 4 s...
+        up to the interval)."""
         backoff = 1.0
         while True:
             try:
-                result = await self.relist_once()
+                result = await self._relist()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop discovery; log it and retry
@@ -260,4 +309,6 @@ class Relister:
             else:
                 delay = min(backoff, self.interval)
                 backoff = min(backoff * 2, self.interval)
-            await asyncio.sleep(delay)
+            if result is not None:
+                self._log(result, delay)
+            await self.sleep(delay)

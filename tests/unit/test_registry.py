@@ -1,6 +1,7 @@
 """The metric registry: series shapes through rules into metrics."""
 
 import asyncio
+import logging
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -272,3 +273,51 @@ async def test_relister_discards_the_batches_of_a_failed_list(tmp_path: Path) ->
     result = await relister.relist_once()
     assert result.failures == {"a": "truncated"}
     assert {i.metric for i in relister.registry.custom} == {"m1"}
+
+
+async def test_each_failed_relist_logs_one_line_with_its_cause_and_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    compiled = load(
+        tmp_path,
+        """
+        rules:
+        - {seriesQuery: a, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q}
+        - {seriesQuery: b, resources: {overrides: {pod: {resource: pod}}}, metricsQuery: q}
+        """,
+    )
+    down = RuntimeError("connection: Cannot connect to host prometheus:9090")
+    lister = FakeSeriesLister({"a": down, "b": down})
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 5:
+            raise asyncio.CancelledError
+
+    relister = Relister(lister, compiled.rules, (), interval=6, max_age=60, sleep=sleep)
+    with (
+        caplog.at_level(logging.INFO, logger="adapter.discovery.relister"),
+        pytest.raises(asyncio.CancelledError),
+    ):
+        await relister.run()
+    assert delays == [1, 2, 4, 6, 6]
+    assert [r.getMessage() for r in caplog.records] == [
+        "relist: unable to list series for 2 of 2 series queries (no earlier series to keep; "
+        f"0 metrics): connection: Cannot connect to host prometheus:9090; retrying in {d}"
+        for d in ("1s", "2s", "4s", "6s", "6s")
+    ]
+    # One query back, the other failing for another reason: still one line, with both.
+    caplog.clear()
+    lister.answers["a"] = [{"__name__": "m", "pod": "p"}]
+    lister.answers["b"] = RuntimeError("bad_data: parse error")
+    result = await relister.relist_once()
+    lister.answers["a"] = RuntimeError("timeout")
+    result = await relister.relist_once()
+    assert not result.ok
+    assert [r.getMessage() for r in caplog.records] == [
+        "relist: unable to list series for 1 of 2 series queries (no earlier series to keep; "
+        "1 metrics): bad_data: parse error",
+        "relist: unable to list series for 2 of 2 series queries (keeping the last good series "
+        "of 1; 1 metrics): 1 with timeout; 1 with bad_data: parse error",
+    ]
