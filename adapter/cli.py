@@ -14,6 +14,7 @@ from adapter.logs import setup_logging
 from adapter.naming.rules import load_rules
 from adapter.options import build_parser, parse_flags, validate_flags
 from adapter.server.run import serve
+from adapter.version import version_text
 
 __all__ = ["main"]
 
@@ -32,6 +33,9 @@ def serve_main(argv: Sequence[str]) -> int:
         print(exc, file=sys.stderr)
         print("run 'prometheus-adapter --help' for the list of flags", file=sys.stderr)
         return 2
+    if args.version:
+        print(version_text())
+        return 0
     for warning in args.flag_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     errors = validate_flags(args)

@@ -116,6 +116,7 @@ FLAGS: tuple[FlagSpec, ...] = (
     _flag("prometheus-header", "stringArray", [], "Optional header to set on requests to prometheus servers (Key=Value, repeatable)", _PROM),
     _flag("prometheus-verb", "string", "GET", 'HTTP verb to set on requests to Prometheus. Possible values: "GET", "POST"', _PROM),
     _flag("disable-http2", "bool", False, "Disable HTTP/2 support", _SERVE, _NO_HTTP2),
+    _flag("version", "bool", False, "Print this adapter's version, the Go adapter version it stands in for, Python's version and the platform, and exit. Not in the Go adapter.", "Adapter"),
     _flag("no-cluster", "bool", False, "Run without a Kubernetes cluster, for local use and demos: the objects of `*` requests are those Prometheus has series for, resources come from a built-in table, and there is NO authentication or authorization, so the server binds to 127.0.0.1 unless --bind-address is given. Not in the Go adapter.", "Adapter"),
     _flag("prometheus-timeout", "duration", 10.0, "Timeout of one request to Prometheus; also sent as the query's timeout parameter. Not in the Go adapter (which has no timeout).", _PROM),
     _flag("prometheus-max-get-url-length", "int", 8192, "With --prometheus-verb=GET, a request to Prometheus whose URL would be longer than this many bytes is sent as POST instead, as proxies and Prometheus-compatible servers reject long URLs (414). 0 never switches. Not in the Go adapter.", _PROM),
@@ -235,16 +236,36 @@ _COMMAND_LINE = FLAGS + KLOG_LEGACY_FLAGS + _KLOG_LEGACY_SPELLINGS + _ALIAS_SPEC
 _METAVARS = {"stringSlice": "strings", "stringArray": "string", "level": "int"}
 
 
+_USAGE = """\
+{prog} [flags]                       serve the metrics APIs
+       {prog} check-config [flags] CONFIG   explain a config (--help for its flags)
+       {prog} --version"""
+
+_OVERVIEW = """\
+Serves the custom.metrics.k8s.io, external.metrics.k8s.io and metrics.k8s.io APIs from
+Prometheus, with the flags and config files of kubernetes-sigs/prometheus-adapter v0.12.0.
+
+most used flags:
+  --config FILE                   the rules: rules, externalRules, resourceRules
+  --prometheus-url URL            where Prometheus (or Thanos, Mimir...) answers
+  --metrics-relist-interval 10m   how often to list the series again
+  --secure-port 443               the HTTPS port the aggregator connects to
+  --tls-cert-file, --tls-private-key-file, or --cert-dir
+                                  the serving certificate (self-signed in --cert-dir if none)
+  --no-cluster                    run locally, without a cluster and without authentication
+  --v 0                           log verbosity (5: debug; 6: each request and Prometheus query)
+
+Every flag follows, by group. They are parsed as the Go adapter's spf13/pflag parses them
+(--flag=value or --flag value; words that are not flags are ignored)."""
+
+
 def build_parser(prog: str = "prometheus-adapter") -> argparse.ArgumentParser:
     """The flags as `--help` shows them, with their defaults; `parse_flags` parses."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description=(
-            "Serves the custom.metrics.k8s.io, external.metrics.k8s.io and metrics.k8s.io APIs "
-            "from Prometheus. Flags and config files are those of kubernetes-sigs/"
-            "prometheus-adapter, parsed as its spf13/pflag parses them (words that are not "
-            "flags are ignored). `prometheus-adapter check-config --help` explains a config."
-        ),
+        usage=_USAGE.format(prog=prog),
+        description=_OVERVIEW,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     groups: dict[str, argparse._ArgumentGroup] = {}

@@ -1,14 +1,12 @@
 """The aiohttp application: routes for the metrics APIs, discovery, health, OpenAPI, version
 and the adapter's own metrics, behind the request filters."""
 
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from adapter import __version__
 from adapter.errors import path_not_found
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
@@ -54,6 +52,7 @@ from adapter.server.responses import (
     require_route_accept,
     status_response,
 )
+from adapter.version import version_info
 
 __all__ = ["ServerState", "build_app"]
 
@@ -189,21 +188,6 @@ def _add_openapi_routes(
     app.router.add_get("/openapi/v3/apis/{group}/{version}", get_v3_document)
 
 
-def _version_info() -> dict[str, str]:
-    # custom-metrics-apiserver reports major "1", minor "0".
-    return {
-        "major": "1",
-        "minor": "0",
-        "gitVersion": f"v{__version__}",
-        "gitCommit": "",
-        "gitTreeState": "",
-        "buildDate": "",
-        "goVersion": "",
-        "compiler": platform.python_implementation().lower(),
-        "platform": f"{platform.system().lower()}/{platform.machine()}",
-    }
-
-
 def _when_served(state: ServerState, group: str, handler: Handler) -> Handler:
     """A group's routes are not there while the current config does not serve the group."""
     if state.served_groups is None:
@@ -257,7 +241,7 @@ def build_app(state: ServerState) -> web.Application:
             HealthCheck("shutdown", shutdown_check),
         ],
     )
-    version = _version_info()
+    version = version_info()
 
     async def get_version(request: web.Request) -> web.Response:
         # routes.Version: a go-restful route producing JSON, written with WriteRawJSON.

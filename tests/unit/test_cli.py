@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,29 @@ def test_help_prints_every_flag_and_exits_0(
     assert "Deprecated klog flags" in out and "--logtostderr [bool]" in out
     for spec in FLAGS:
         assert f"--{spec.name} " in out
+
+
+def test_version_says_what_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(
+        r"prometheus-adapter-py v\d+\.\d+\.\d+\S* \(a drop-in for prometheus-adapter v0\.12\.0\), "
+        r"\w+ 3\.\d+\.\d+\S*, [a-z]+/\w+\n",
+        out,
+    ), out
+    # pflag's rules first: an unknown flag is still exit 2.
+    assert main(["--version", "--nope"]) == 2
+
+
+def test_help_starts_with_the_commands_and_the_most_used_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out.split("options:")[0]
+    assert "check-config" in top.splitlines()[1] and "--version" in top.splitlines()[2]
+    for flag in ("--config", "--prometheus-url", "--secure-port", "--no-cluster", "--v"):
+        assert f"\n  {flag} " in top
+    assert len(top.splitlines()) < 25
 
 
 # The container args of public deployments of the Go adapter v0.12.0

@@ -2,10 +2,13 @@
 pretty printing, media types and their 406s, the path index and unknown paths."""
 
 import json
+import platform
+import re
 from typing import Any
 
 import pytest
 
+from adapter import __version__
 from adapter.providers.resource import ContainerMetrics, PodMetrics
 from adapter.server.negotiation import Conversion
 from adapter.server.resource_table import convert_resource_metrics
@@ -199,6 +202,15 @@ async def test_apis_with_slash_is_apis(client: Client) -> None:
 async def test_version_is_written_raw(client: Client) -> None:
     status, _, body = await answer(client, "/version")
     assert status == 200 and body.startswith(b'{\n  "major": "1",\n') and body.endswith(b"}")
+    # version.Info, saying what answers: this adapter's version, Python's, the platform.
+    info = json.loads(body)
+    assert list(info) == [
+        "major", "minor", "gitVersion", "gitCommit", "gitTreeState", "buildDate", "goVersion",
+        "compiler", "platform",
+    ]  # fmt: skip
+    assert info["gitVersion"] == f"v{__version__}"
+    assert info["goVersion"] == f"python{platform.python_version()}"
+    assert re.fullmatch(r"[a-z]+/[a-z0-9_]+", info["platform"]), info["platform"]
     status, _, _ = await answer(client, "/version", {"Accept": "application/yaml"})
     assert status == 406
 
