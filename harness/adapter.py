@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from harness.ports import free_port
+from harness.processes import dying_with_parent
 
 __all__ = ["AdapterProcess", "running_adapter"]
 
@@ -74,7 +75,10 @@ class AdapterProcess:
     async def start(self, *, wait_ready: bool = True, timeout: float = 30) -> None:
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                *self.command(), stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+                *dying_with_parent(self.command()),
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         await self.wait_for("/readyz" if wait_ready else "/livez", timeout=timeout)
 

@@ -26,7 +26,6 @@ import importlib
 import json
 import os
 import pickle
-import shutil
 import signal
 import ssl
 import sys
@@ -43,6 +42,7 @@ from aiohttp import web
 from harness.adapter import AdapterProcess
 from harness.exporter import Dataset, GaugeSpec, PodSpec, running_exporter
 from harness.pki import CertificateAuthority
+from harness.processes import dying_with_parent
 from harness.prometheus import PrometheusProcess
 
 __all__ = [
@@ -188,12 +188,6 @@ class FleetLayout:
 # --- helper processes ---------------------------------------------------------------------
 
 
-def _dying_with_parent(argv: list[str]) -> list[str]:
-    """``argv`` run under setpriv(1) so that the kernel ends it when its parent dies."""
-    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
-
-
 class HelperProcess:
     """``python -m harness.fleet <role> <spec>``: started, waited for (it prints one JSON line
     when it serves), stopped with SIGTERM. ``info`` is that JSON line."""
@@ -221,7 +215,7 @@ class HelperProcess:
         argv = [sys.executable, "-m", "harness.fleet", self.role, str(self.spec)]
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                *_dying_with_parent(argv),
+                *dying_with_parent(argv),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

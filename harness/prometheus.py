@@ -33,6 +33,7 @@ import yaml
 
 from harness.packages import ensure_debian_package, ensure_prometheus
 from harness.ports import free_port
+from harness.processes import dying_with_parent
 
 __all__ = ["PrometheusError", "PrometheusProcess", "create_blocks", "main"]
 
@@ -45,19 +46,6 @@ _LOOPBACK = "127.0.0.1"
 # atexit hook.
 _live: set[subprocess.Popen[bytes]] = set()
 _temp_dirs: set[Path] = set()
-
-
-def _dying_with_parent(argv: list[str]) -> list[str]:
-    """``argv`` run so that the kernel sends it SIGTERM when the thread that started it dies.
-
-    util-linux's setpriv (Essential on Debian) sets PR_SET_PDEATHSIG and execs, keeping the
-    pid; that avoids running Python code between fork and exec (``preexec_fn``), which is
-    unsafe while other threads run.
-    """
-    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-    if setpriv is None:
-        return argv
-    return [setpriv, "--pdeathsig", "TERM", "--", *argv]
 
 
 @atexit.register
@@ -228,7 +216,7 @@ class PrometheusProcess:
             self._prepared = True
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(
-                _dying_with_parent(self.command(binary)),
+                dying_with_parent(self.command(binary)),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -438,7 +426,7 @@ async def create_blocks(
     tool = await asyncio.to_thread(_promtool, binary)
     output_dir.mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
-        *_dying_with_parent(
+        *dying_with_parent(
             [
                 tool,
                 "tsdb",

@@ -67,6 +67,7 @@ from adapter.providers.resource import (
 )
 from adapter.server.app import ServerState, build_app
 from adapter.server.connections import ConnectionLimits, SecureSite
+from adapter.server.local_access import announce_local_access
 from adapter.server.loop_lag import watch_loop_lag
 from adapter.server.metrics import AdapterMetrics
 from adapter.server.reload import ConfigReloader, ConfigReloadMetrics
@@ -362,6 +363,8 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
             args.secure_port,
             tls.certificate_info().get("subject", ""),
         )
+        if args.no_cluster and not args.tls_cert_file:
+            announce_local_access(args.cert_dir, host, args.secure_port)
         await stop.wait()
         state.shutting_down = True
         if args.shutdown_delay_duration > 0:

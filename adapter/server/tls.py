@@ -42,6 +42,7 @@ __all__ = [
     "GO_CIPHER_SUITES",
     "GO_INSECURE_CIPHER_SUITES",
     "GO_TLS13_CIPHER_SUITES",
+    "SELF_SIGNED_PAIR_NAME",
     "ServingCertConfig",
     "ServingTLS",
     "TLSConfigError",
@@ -105,7 +106,7 @@ _MIN_VERSIONS: dict[str, ssl.TLSVersion] = {
 }
 _REFUSED_VERSIONS = frozenset({"VersionTLS10", "VersionTLS11"})
 
-_PAIR_NAME = "apiserver"
+SELF_SIGNED_PAIR_NAME = "apiserver"
 _VALIDITY = datetime.timedelta(days=365)
 _BACKDATE = datetime.timedelta(hours=1)  # Go backdates by an hour to absorb clock skew
 # Reopening /proc/self/fd/N reads the very inode we opened and fstat'ed, so the validation load
@@ -340,8 +341,8 @@ def ensure_serving_cert(config: ServingCertConfig) -> tuple[Path, Path]:
         return cert_path, key_path
 
     cert_dir = Path(config.cert_dir)
-    cert_path = cert_dir / f"{_PAIR_NAME}.crt"
-    key_path = cert_dir / f"{_PAIR_NAME}.key"
+    cert_path = cert_dir / f"{SELF_SIGNED_PAIR_NAME}.crt"
+    key_path = cert_dir / f"{SELF_SIGNED_PAIR_NAME}.key"
     if _exists(cert_path) and _exists(key_path):
         _check_readable(cert_path, "serving certificate")
         _check_readable(key_path, "serving key")
