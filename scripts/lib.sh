@@ -28,9 +28,9 @@ install_debian_packages() {
 }
 
 # with_progress WHAT LOG COMMAND...: run COMMAND with its output in LOG, saying
-# "... WHAT (N s)" every 4 s while it runs; on failure, show the end of LOG.
+# "... WHAT (N s)" every 3 s while it runs; on failure, show the end of LOG.
 with_progress() {
-  local what=$1 log=$2 pid status started=$SECONDS next=4
+  local what=$1 log=$2 pid status started=$SECONDS next=3
   shift 2
   "$@" >"$log" 2>&1 &
   pid=$!
@@ -38,7 +38,7 @@ with_progress() {
     sleep 0.2
     if (( SECONDS - started >= next )); then
       echo "   ... $what ($((SECONDS - started)) s)"
-      next=$((next + 4))
+      next=$((next + 3))
     fi
   done
   wait "$pid" && status=0 || status=$?
@@ -71,6 +71,7 @@ make_venv() {
     with_progress "creating $dir" "$dir/create.log" "$PYTHON" -m venv "$dir"
   fi
   rm -f "$dir/.installed"
+  echo "   installing the Python packages (pip's output: $dir/install.log)"
   with_progress "installing the Python packages into $dir" "$dir/install.log" \
     "$dir/bin/python" -m pip install --disable-pip-version-check -e "$requirement"
   echo "$stamp" >"$dir/.installed"
