@@ -57,6 +57,8 @@ __all__ = [
     "ExplainRequest",
     "LiveOptions",
     "PrometheusUnreachableError",
+    "RecordingClient",
+    "captured_provider_logs",
     "discover",
     "explain",
     "live_report",
@@ -403,7 +405,7 @@ async def run_live(
 # --- explain ------------------------------------------------------------------------------
 
 
-class _RecordingClient:
+class RecordingClient:
     """The server's Prometheus calls, recorded on the way through."""
 
     def __init__(self, client: PrometheusClient) -> None:
@@ -447,7 +449,7 @@ class _LogCapture(logging.Handler):
 
 
 @contextlib.contextmanager
-def _captured_provider_logs() -> Iterator[list[str]]:
+def captured_provider_logs() -> Iterator[list[str]]:
     """The providers log why a request failed; show that in the report, not on stderr."""
     logger = logging.getLogger("adapter.providers")
     handler = _LogCapture()
@@ -531,7 +533,7 @@ async def explain(
     `objects`, `*` requests list objects from the series (no-cluster mode); without `mapper`,
     resources resolve through the built-in table."""
     mapper = mapper or StaticRESTMapper(BUILTIN_RESOURCES)
-    recording = _RecordingClient(client)
+    recording = RecordingClient(client)
     if req.external:
         resource, metric = NAMESPACES, req.target
         # The external API's only selector is labelSelector; accept either flag for it.
@@ -575,7 +577,7 @@ async def explain(
             series=found.series_name,
             metricsQuery=found.rule.query.template.source,
         )
-    with _captured_provider_logs() as log:
+    with captured_provider_logs() as log:
         try:
             report["response"] = await _serve(
                 req, resource, metric, registry, recording, options, objects, mapper
@@ -594,7 +596,7 @@ async def _serve(
     resource: GroupResource,
     metric: str,
     registry: MetricRegistry,
-    recording: _RecordingClient,
+    recording: RecordingClient,
     options: LiveOptions,
     objects: ObjectLister | None,
     mapper: RESTMapper,

@@ -118,7 +118,7 @@ async def api_service(api: KubeAPI, name: str) -> dict[str, Any]:
         return {"name": name, "found": False, "error": _error_text(exc), "status": exc.status}
     spec = body.get("spec") or {}
     service = spec.get("service")
-    available = next(
+    available: dict[str, Any] = next(
         (
             c
             for c in (body.get("status") or {}).get("conditions") or ()

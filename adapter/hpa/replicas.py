@@ -507,11 +507,14 @@ class Decision:
     message: str
 
 
-def normalize(current: int, desired: int, min_replicas: int, max_replicas: int) -> Decision:
+def normalize(
+    current: int, desired: int, min_replicas: int, max_replicas: int, *, behavior: bool = False
+) -> Decision:
     """convertDesiredReplicasWithRules (normalizeDesiredReplicas without the downscale
-    stabilization window, which needs the controller's history)."""
+    stabilization window, which needs the controller's history). With `behavior`, the
+    policies' rates also need that history: only min and max apply."""
     scale_up_limit = int(max(_SCALE_UP_LIMIT_FACTOR * current, _SCALE_UP_LIMIT_MINIMUM))
-    if max_replicas > scale_up_limit:
+    if max_replicas > scale_up_limit and not behavior:
         maximum, reason = scale_up_limit, "ScaleUpLimit"
         message = "the desired replica count is increasing faster than the maximum scale rate"
     else:
@@ -535,7 +538,12 @@ def normalize(current: int, desired: int, min_replicas: int, max_replicas: int) 
 
 
 def decide(
-    current: int, min_replicas: int, max_replicas: int, metrics_desired: int | None
+    current: int,
+    min_replicas: int,
+    max_replicas: int,
+    metrics_desired: int | None,
+    *,
+    behavior: bool = False,
 ) -> Decision:
     """The gates of reconcileAutoscaler, then normalize. `metrics_desired` None: the
     metrics gave no proposal (the controller keeps the current count)."""
@@ -558,4 +566,4 @@ def decide(
         return Decision(
             current, False, "FailedGetMetrics", "no replica count could be computed from metrics"
         )
-    return normalize(current, metrics_desired, min_replicas, max_replicas)
+    return normalize(current, metrics_desired, min_replicas, max_replicas, behavior=behavior)
