@@ -238,13 +238,12 @@ def _calculate(
                 "exactly one"
             )
         value = parse_quantity_milli(str(items[0]["value"]))
+        shown = _shown(_pod_values(body, metric))
         if target.type == "Value" and target.value is not None:
-            return calc.object_value_replicas(spec_replicas, target.value, value, pods, tol), [
-                calc.milli(value)
-            ]
+            return calc.object_value_replicas(spec_replicas, target.value, value, pods, tol), shown
         if target.type == "AverageValue" and target.average_value is not None:
             result = calc.object_average_replicas(status_replicas, target.average_value, value, tol)
-            return result, [calc.milli(value)]
+            return result, shown
         raise calc.ReplicaError(
             "invalid object metric source: neither a value target nor an average value target "
             "was set"

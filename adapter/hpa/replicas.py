@@ -428,7 +428,7 @@ def _per_pod(
         raise ReplicaError("the scale target has no replicas (status.replicas is 0)")
     ratio = total / (target * status_replicas)
     steps = [
-        f"ratio = {what} {milli(total)} / ({milli(target)} x {status_replicas} replicas) "
+        f"ratio = {what}{milli(total)} / ({milli(target)} x {status_replicas} replicas) "
         f"= {ratio:.4g}"
     ]
     replicas = status_replicas
@@ -445,7 +445,7 @@ def object_average_replicas(
     status_replicas: int, target: int, value: int, tolerances: Tolerances = Tolerances()
 ) -> Calculation:
     """GetObjectPerPodMetricReplicas (an Object metric with an `averageValue` target)."""
-    return _per_pod(status_replicas, target, value, tolerances, "value")
+    return _per_pod(status_replicas, target, value, tolerances, "")
 
 
 def _sum(values: Sequence[int]) -> int:
@@ -476,7 +476,8 @@ def external_average_replicas(
     status_replicas: int, target: int, values: Sequence[int], tolerances: Tolerances = Tolerances()
 ) -> Calculation:
     """GetExternalPerPodMetricReplicas (`averageValue` target)."""
-    return _per_pod(status_replicas, target, _sum(values), tolerances, f"sum of {len(values)}")
+    what = f"the sum of {len(values)} series " if len(values) != 1 else ""
+    return _per_pod(status_replicas, target, _sum(values), tolerances, what)
 
 
 # --- the HPA ------------------------------------------------------------------------------
