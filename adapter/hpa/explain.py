@@ -23,6 +23,7 @@ from adapter.check.live import (
     rules_live,
 )
 from adapter.golang.duration import format_go_duration
+from adapter.hpa import decision as decision_rules
 from adapter.hpa import replicas as calc
 from adapter.hpa.cluster import (
     Answer,
@@ -459,8 +460,8 @@ async def explain_hpa(ctx: Context, hpa: HPA) -> dict[str, Any]:
         m["calculation"]["replicas"] if m["calculation"] is not None else None
         for m in report["metrics"]
     ]
-    combined = calc.combine_metrics(proposals, scale.spec_replicas)
-    decision = calc.decide(
+    combined = decision_rules.combine_metrics(proposals, scale.spec_replicas)
+    decision = decision_rules.decide(
         scale.spec_replicas, hpa.min_replicas, hpa.max_replicas, combined, behavior=hpa.behavior
     )
     report["desired"] = {

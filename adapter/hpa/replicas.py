@@ -4,16 +4,15 @@
 calcPlainMetricReplicas for GetRawResourceReplicas and GetMetricReplicas,
 GetObjectMetricReplicas, GetObjectPerPodMetricReplicas, GetExternalMetricReplicas,
 GetExternalPerPodMetricReplicas, groupPods, calculateRequests, getReadyPodsCount),
-`metrics/utilization.go` (GetResourceUtilizationRatio, GetMetricUsageRatio) and
-`horizontal.go` (computeReplicasForMetrics, the gates of reconcileAutoscaler,
-convertDesiredReplicasWithRules, calculateScaleUpLimit). Values are milli-units (Go's
+`metrics/utilization.go` (GetResourceUtilizationRatio, GetMetricUsageRatio); the HPA-level
+steps of `horizontal.go` are in `adapter.hpa.decision`. Values are milli-units (Go's
 `Quantity.MilliValue()`), integer division truncates as Go's does. Pure: the pods, the
 metrics and the clock come in as arguments. Each result carries the steps, in words, for
 the explanation.
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from adapter.apimachinery.quantity import INT64_MAX, format_decimal_si
@@ -23,19 +22,15 @@ __all__ = [
     "DEFAULT_TOLERANCE",
     "INITIAL_READINESS_DELAY",
     "Calculation",
-    "Decision",
     "Grouping",
     "Pod",
     "PodMetric",
     "ReplicaError",
     "Tolerances",
-    "combine_metrics",
-    "decide",
     "external_average_replicas",
     "external_value_replicas",
     "group_pods",
     "milli",
-    "normalize",
     "object_average_replicas",
     "object_value_replicas",
     "plain_metric_replicas",
@@ -48,8 +43,6 @@ DEFAULT_TOLERANCE = 0.1
 CPU_INITIALIZATION_PERIOD = 300.0  # --horizontal-pod-autoscaler-cpu-initialization-period
 INITIAL_READINESS_DELAY = 30.0  # --horizontal-pod-autoscaler-initial-readiness-delay
 _INT32_MAX = (1 << 31) - 1
-_SCALE_UP_LIMIT_FACTOR = 2.0
-_SCALE_UP_LIMIT_MINIMUM = 4.0
 
 
 class ReplicaError(Exception):
@@ -280,6 +273,54 @@ def _no_fill_in(
     return replicas
 
 
+def _ready_metrics(
+    metrics: Mapping[str, PodMetric], pods: Sequence[Pod], resource: str, now: float
+) -> tuple[dict[str, PodMetric], Grouping]:
+    """The start of both functions: group the pods, drop the unready and ignored ones."""
+    _check_pods(pods)
+    kept = dict(metrics)
+    grouping = group_pods(pods, kept, resource, now)
+    for name in grouping.ignored | grouping.unready:
+        kept.pop(name, None)
+    if not kept:
+        raise ReplicaError("did not receive metrics for targeted pods (pods might be unready)")
+    return kept, grouping
+
+
+def _fill_in(
+    current: int,
+    ratio: float,
+    grouping: Grouping,
+    metrics: dict[str, PodMetric],
+    tolerances: Tolerances,
+    steps: list[str],
+    missing_on_scale_down: tuple[Mapping[str, int], str],
+    recompute: Callable[[Mapping[str, PodMetric]], float],
+) -> tuple[int, float | None]:
+    """The rest of both: without unready pods on a scale-up nor missing pods, the ratio
+    scales the ready pods; else fill them in (`missing_on_scale_down`: values and words for
+    missing pods on a scale-down; 0 otherwise), recompute, and rebalance."""
+    scale_up_unready = bool(grouping.unready) and ratio > 1.0
+    if not scale_up_unready and not grouping.missing:
+        return _no_fill_in(current, ratio, grouping.ready, tolerances, steps), None
+    if grouping.missing:
+        if ratio < 1.0:
+            values, words = missing_on_scale_down
+            for name in grouping.missing:
+                metrics[name] = PodMetric(values[name])
+            steps.append(f"scale-down: pods missing a metric count as {words}")
+        elif ratio > 1.0:
+            for name in grouping.missing:
+                metrics[name] = PodMetric(0)
+            steps.append("scale-up: pods missing a metric count as 0")
+    if scale_up_unready:
+        for name in grouping.unready:
+            metrics[name] = PodMetric(0)
+        steps.append("scale-up: unready pods count as 0")
+    new_ratio = recompute(metrics)
+    return _rebalanced(current, ratio, new_ratio, len(metrics), tolerances, steps), new_ratio
+
+
 def resource_utilization_replicas(
     current: int,
     target_utilization: int,
@@ -290,42 +331,26 @@ def resource_utilization_replicas(
     tolerances: Tolerances = Tolerances(),
 ) -> Calculation:
     """GetResourceReplicas (target: averageUtilization, percent of the pods' requests)."""
-    _check_pods(pods)
-    metrics = dict(metrics)
-    grouping = group_pods(pods, metrics, resource, now)
-    for name in grouping.ignored | grouping.unready:
-        metrics.pop(name, None)
-    if not metrics:
-        raise ReplicaError("did not receive metrics for targeted pods (pods might be unready)")
+    kept, grouping = _ready_metrics(metrics, pods, resource, now)
     requests = pod_requests(pods, resource)
-    ratio, utilization, raw = _resource_ratio(metrics, requests, target_utilization)
+    ratio, utilization, raw = _resource_ratio(kept, requests, target_utilization)
     steps = [
         _grouping_step(grouping),
         f"utilization = {utilization}% of requests (average {milli(raw)}); "
         f"ratio = {utilization} / {target_utilization} = {ratio:.4g}",
     ]
-    scale_up_unready = bool(grouping.unready) and ratio > 1.0
-    result = Calculation(0, raw, ratio, utilization, grouping, None, ())
-    if not scale_up_unready and not grouping.missing:
-        replicas = _no_fill_in(current, ratio, grouping.ready, tolerances, steps)
-        return _with(result, replicas, steps)
-    if grouping.missing:
-        if ratio < 1.0:
-            fallback = max(100, target_utilization)
-            for name in grouping.missing:
-                metrics[name] = PodMetric(requests[name] * fallback // 100)
-            steps.append(f"scale-down: pods missing a metric count as {fallback}% of requests")
-        elif ratio > 1.0:
-            for name in grouping.missing:
-                metrics[name] = PodMetric(0)
-            steps.append("scale-up: pods missing a metric count as 0")
-    if scale_up_unready:
-        for name in grouping.unready:
-            metrics[name] = PodMetric(0)
-        steps.append("scale-up: unready pods count as 0")
-    new_ratio, _, _ = _resource_ratio(metrics, requests, target_utilization)
-    replicas = _rebalanced(current, ratio, new_ratio, len(metrics), tolerances, steps)
-    return _with(result, replicas, steps, new_ratio)
+    fallback = max(100, target_utilization)
+    replicas, new_ratio = _fill_in(
+        current,
+        ratio,
+        grouping,
+        kept,
+        tolerances,
+        steps,
+        ({n: r * fallback // 100 for n, r in requests.items()}, f"{fallback}% of requests"),
+        lambda filled: _resource_ratio(filled, requests, target_utilization)[0],
+    )
+    return Calculation(replicas, raw, ratio, utilization, grouping, new_ratio, tuple(steps))
 
 
 def plain_metric_replicas(
@@ -339,54 +364,24 @@ def plain_metric_replicas(
 ) -> Calculation:
     """calcPlainMetricReplicas: a Pods metric (GetMetricReplicas, `resource` "") or a
     Resource metric with an averageValue target (GetRawResourceReplicas)."""
-    _check_pods(pods)
-    metrics = dict(metrics)
-    grouping = group_pods(pods, metrics, resource, now)
-    for name in grouping.ignored | grouping.unready:
-        metrics.pop(name, None)
-    if not metrics:
-        raise ReplicaError("did not receive metrics for targeted pods (pods might be unready)")
-    ratio, usage = _usage_ratio(metrics, target)
+    kept, grouping = _ready_metrics(metrics, pods, resource, now)
+    ratio, usage = _usage_ratio(kept, target)
     steps = [
         _grouping_step(grouping),
-        f"average = {milli(usage)} over {len(metrics)} pods; "
+        f"average = {milli(usage)} over {len(kept)} pods; "
         f"ratio = {milli(usage)} / {milli(target)} = {ratio:.4g}",
     ]
-    scale_up_unready = bool(grouping.unready) and ratio > 1.0
-    result = Calculation(0, usage, ratio, None, grouping, None, ())
-    if not scale_up_unready and not grouping.missing:
-        replicas = _no_fill_in(current, ratio, grouping.ready, tolerances, steps)
-        return _with(result, replicas, steps)
-    if grouping.missing:
-        if ratio < 1.0:
-            for name in grouping.missing:
-                metrics[name] = PodMetric(target)
-            steps.append(f"scale-down: pods missing a metric count as the target {milli(target)}")
-        elif ratio > 1.0:
-            for name in grouping.missing:
-                metrics[name] = PodMetric(0)
-            steps.append("scale-up: pods missing a metric count as 0")
-    if scale_up_unready:
-        for name in grouping.unready:
-            metrics[name] = PodMetric(0)
-        steps.append("scale-up: unready pods count as 0")
-    new_ratio, _ = _usage_ratio(metrics, target)
-    replicas = _rebalanced(current, ratio, new_ratio, len(metrics), tolerances, steps)
-    return _with(result, replicas, steps, new_ratio)
-
-
-def _with(
-    result: Calculation, replicas: int, steps: list[str], new_ratio: float | None = None
-) -> Calculation:
-    return Calculation(
-        replicas,
-        result.usage,
-        result.ratio,
-        result.utilization,
-        result.grouping,
-        new_ratio,
-        tuple(steps),
+    replicas, new_ratio = _fill_in(
+        current,
+        ratio,
+        grouping,
+        kept,
+        tolerances,
+        steps,
+        (dict.fromkeys(grouping.missing, target), f"the target {milli(target)}"),
+        lambda filled: _usage_ratio(filled, target)[0],
     )
+    return Calculation(replicas, usage, ratio, None, grouping, new_ratio, tuple(steps))
 
 
 def _usage_ratio_replicas(
@@ -478,93 +473,3 @@ def external_average_replicas(
     """GetExternalPerPodMetricReplicas (`averageValue` target)."""
     what = f"the sum of {len(values)} series " if len(values) != 1 else ""
     return _per_pod(status_replicas, target, _sum(values), tolerances, what)
-
-
-# --- the HPA ------------------------------------------------------------------------------
-
-
-def combine_metrics(proposals: Sequence[int | None], spec_replicas: int) -> int | None:
-    """computeReplicasForMetrics: the largest proposal; None (the controller's -1: no
-    scaling, ScalingActive False) when every metric failed, or some failed and the valid
-    ones would scale down. `None` in `proposals` is a metric that failed."""
-    valid = [p for p in proposals if p is not None]
-    invalid = len(proposals) - len(valid)
-    replicas = 0
-    for proposal in valid:
-        if replicas == 0 or proposal > replicas:
-            replicas = proposal
-    if invalid >= len(proposals) or (invalid > 0 and replicas < spec_replicas):
-        return None
-    return replicas
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What reconcileAutoscaler would set the scale to, and why."""
-
-    replicas: int
-    rescale: bool
-    reason: str  # the ScalingLimited/ScalingActive reason, or the gate that applied
-    message: str
-
-
-def normalize(
-    current: int, desired: int, min_replicas: int, max_replicas: int, *, behavior: bool = False
-) -> Decision:
-    """convertDesiredReplicasWithRules (normalizeDesiredReplicas without the downscale
-    stabilization window, which needs the controller's history). With `behavior`, the
-    policies' rates also need that history: only min and max apply."""
-    scale_up_limit = int(max(_SCALE_UP_LIMIT_FACTOR * current, _SCALE_UP_LIMIT_MINIMUM))
-    if max_replicas > scale_up_limit and not behavior:
-        maximum, reason = scale_up_limit, "ScaleUpLimit"
-        message = "the desired replica count is increasing faster than the maximum scale rate"
-    else:
-        maximum, reason = max_replicas, "TooManyReplicas"
-        message = "the desired replica count is more than the maximum replica count"
-    if desired < min_replicas:
-        return Decision(
-            min_replicas,
-            min_replicas != current,
-            "TooFewReplicas",
-            "the desired replica count is less than the minimum replica count",
-        )
-    if desired > maximum:
-        return Decision(maximum, maximum != current, reason, message)
-    return Decision(
-        desired,
-        desired != current,
-        "DesiredWithinRange",
-        "the desired count is within the acceptable range",
-    )
-
-
-def decide(
-    current: int,
-    min_replicas: int,
-    max_replicas: int,
-    metrics_desired: int | None,
-    *,
-    behavior: bool = False,
-) -> Decision:
-    """The gates of reconcileAutoscaler, then normalize. `metrics_desired` None: the
-    metrics gave no proposal (the controller keeps the current count)."""
-    if current == 0 and min_replicas != 0:
-        return Decision(
-            0,
-            False,
-            "ScalingDisabled",
-            "scaling is disabled since the replica count of the target is zero",
-        )
-    if current > max_replicas:
-        return Decision(
-            max_replicas, True, "AboveMax", "Current number of replicas above Spec.MaxReplicas"
-        )
-    if current < min_replicas:
-        return Decision(
-            min_replicas, True, "BelowMin", "Current number of replicas below Spec.MinReplicas"
-        )
-    if metrics_desired is None:
-        return Decision(
-            current, False, "FailedGetMetrics", "no replica count could be computed from metrics"
-        )
-    return normalize(current, metrics_desired, min_replicas, max_replicas, behavior=behavior)

@@ -175,10 +175,7 @@ class KubernetesObjectLister:
     async def list_names(
         self, resource: GroupResource, namespace: str, selector: Selector, source: SeriesInfo
     ) -> list[str]:
-        try:
-            info = self._mapper.resource_for(resource)
-        except NoResourceMatchError as exc:
-            raise ObjectListError(str(exc)) from None
+        info = resource_info(self._mapper, resource)
         informer = self.informer(info)
         if not informer.synced.is_set():
             with contextlib.suppress(TimeoutError):
@@ -191,6 +188,13 @@ class KubernetesObjectLister:
     async def close(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+
+
+def resource_info(mapper: RESTMapper, resource: GroupResource) -> ResourceInfo:
+    try:
+        return mapper.resource_for(resource)
+    except NoResourceMatchError as exc:
+        raise ObjectListError(str(exc)) from None
 
 
 async def list_object_names(
@@ -218,8 +222,5 @@ class APIObjectLister:
     async def list_names(
         self, resource: GroupResource, namespace: str, selector: Selector, source: SeriesInfo
     ) -> list[str]:
-        try:
-            info = self._mapper.resource_for(resource)
-        except NoResourceMatchError as exc:
-            raise ObjectListError(str(exc)) from None
+        info = resource_info(self._mapper, resource)
         return await list_object_names(self._api, info, namespace, selector)

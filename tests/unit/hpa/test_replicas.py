@@ -3,18 +3,15 @@ replica_calculator_test.go and horizontal_test.go that exercise each branch."""
 
 import pytest
 
+from adapter.hpa.decision import Decision, combine_metrics, decide, normalize
 from adapter.hpa.replicas import (
-    Decision,
     Pod,
     PodMetric,
     ReplicaError,
     Tolerances,
-    combine_metrics,
-    decide,
     external_average_replicas,
     external_value_replicas,
     group_pods,
-    normalize,
     object_average_replicas,
     object_value_replicas,
     plain_metric_replicas,
