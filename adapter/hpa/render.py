@@ -107,7 +107,8 @@ def _hpa(report: Mapping[str, Any], out: list[str]) -> None:
     if desired is not None:
         out.append(
             f"desired replicas: {desired['replicas']} ({desired['reason']}: "
-            f"{desired['message']}; from metrics: {desired['fromMetrics']})"
+            f"{desired['message']}; from metrics: "
+            f"{'none' if desired['fromMetrics'] is None else desired['fromMetrics']})"
         )
         out.append(f"  note: {desired['note']}")
     status = report["status"]
