@@ -1,7 +1,8 @@
 """The `prometheus-adapter` command.
 
 `prometheus-adapter [flags]` runs the adapter with the Go adapter's flags;
-`prometheus-adapter check-config ...` explains a config (see adapter.check.report).
+`prometheus-adapter check-config ...` explains a config (see adapter.check.report);
+`prometheus-adapter explain-hpa ...` explains HPAs end to end (see adapter.hpa.command).
 """
 
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from adapter.check.report import check_config_main
 from adapter.config.errors import ConfigError
 from adapter.flagparse import FlagError, HelpRequested
+from adapter.hpa.command import explain_hpa_main
 from adapter.logs import setup_logging
 from adapter.naming.rules import load_rules
 from adapter.options import build_parser, parse_flags, validate_flags
@@ -61,4 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "check-config":
         return check_config_main(args[1:])
+    if args and args[0] == "explain-hpa":
+        return explain_hpa_main(args[1:])
     return serve_main(args)

@@ -103,9 +103,27 @@ class Aggregator:
                 merged += [g for g in json.loads(body).get("groups", []) if g["name"] not in names]
         return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": merged})
 
+    def _unavailable(self, path: str) -> bool:
+        """Whether the path's APIService exists in the fake kube-apiserver and is not
+        Available: kube-aggregator then answers a plain-text 503 without asking the backend."""
+        parts = path.strip("/").split("/")
+        if len(parts) < 3 or parts[0] != "apis" or parts[1] not in self._groups:
+            return False
+        service = self._kube.get_object(
+            "apiregistration.k8s.io/v1/apiservices", f"{parts[2]}.{parts[1]}"
+        )
+        if service is None:
+            return False
+        conditions = (service.get("status") or {}).get("conditions") or []
+        return not any(
+            c.get("type") == "Available" and c.get("status") == "True" for c in conditions
+        )
+
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/apis":
             return await self._apis(request)
+        if self._unavailable(request.path):
+            return web.Response(status=503, text="service unavailable\n")
         base, context = self._target(request.path)
         status, headers, body = await self._fetch(request, base, context)
         return web.Response(status=status, headers=headers, body=body)

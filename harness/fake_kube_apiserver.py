@@ -36,7 +36,12 @@ from typing import Any, Literal
 import orjson
 from aiohttp import web
 
-from adapter.apimachinery.labels import Selector, SelectorError, parse_selector
+from adapter.apimachinery.labels import (
+    Selector,
+    SelectorError,
+    label_selector_as_selector,
+    parse_selector,
+)
 from harness.pki import CertificateAuthority
 
 __all__ = [
@@ -242,6 +247,31 @@ def _builtin_resources() -> list[APIResource]:
         _builtin("apps", "statefulsets", "StatefulSet", True, short=["sts"], categories=["all"]),
         _builtin("apps", "statefulsets/scale", "Scale", True, **scale),  # type: ignore[arg-type]
         _builtin("batch", "jobs", "Job", True, categories=["all"]),
+        _builtin(
+            "autoscaling",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            True,
+            short=["hpa"],
+            categories=["all"],
+            version="v2",
+        ),
+        _builtin(
+            "autoscaling",
+            "horizontalpodautoscalers/status",
+            "HorizontalPodAutoscaler",
+            True,
+            verbs=["get", "patch", "update"],
+            version="v2",
+        ),
+        _builtin("apiregistration.k8s.io", "apiservices", "APIService", False),
+        _builtin(
+            "apiregistration.k8s.io",
+            "apiservices/status",
+            "APIService",
+            False,
+            verbs=["get", "patch", "update"],
+        ),
         _builtin("authentication.k8s.io", "tokenreviews", "TokenReview", False, verbs=["create"]),
         _builtin(
             "authorization.k8s.io",
@@ -1048,8 +1078,10 @@ class FakeKubeAPIServer:
         else:
             namespace, plural, tail = None, rest[0], rest[1:]
         res = self._resources.get(f"{group}/{version}/{plural}" if group else f"{version}/{plural}")
-        if res is None or (namespace is not None and not res.namespaced) or len(tail) > 1:
+        if res is None or (namespace is not None and not res.namespaced) or len(tail) > 2:
             return _not_found_path()
+        if len(tail) == 2:
+            return self._subresource(request, res, namespace, tail[0], tail[1])
         name = tail[0] if tail else None
         if name is not None and res.namespaced and namespace is None:
             return _not_found_path()
@@ -1143,6 +1175,41 @@ class FakeKubeAPIServer:
                 details = {"name": name, "group": res.group, "kind": res.name}
             return _status(404, f'{res.group_resource} "{name}" not found', details=details)
         return _json(_partial(obj, partial) if partial else obj)
+
+    def _subresource(
+        self, request: web.Request, res: APIResource, namespace: str | None, name: str, sub: str
+    ) -> web.Response:
+        """GET of `status` (the object) and `scale` (an autoscaling/v1 Scale built from the
+        object, with `status.selector` as the string the HPA controller parses)."""
+        if f"{res.key}/{sub}" not in self._resources or (res.namespaced and namespace is None):
+            return _not_found_path()
+        if request.method != "GET":
+            return _status(405, "the server does not allow this method on the requested resource")
+        obj = self._objects[res.key].get((namespace or "", name))
+        if obj is None:
+            details = {"name": name, "group": res.group, "kind": res.name}
+            return _status(404, f'{res.group_resource} "{name}" not found', details=details)
+        if sub != "scale":
+            return _json(obj)
+        meta = obj["metadata"]
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        scale_status: dict[str, Any] = {"replicas": status.get("replicas", 0)}
+        selector = str(label_selector_as_selector(spec.get("selector")))
+        if selector:
+            scale_status["selector"] = selector
+        return _json(
+            {
+                "kind": "Scale",
+                "apiVersion": "autoscaling/v1",
+                "metadata": {
+                    k: meta[k]
+                    for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                    if k in meta
+                },
+                "spec": {"replicas": spec.get("replicas", 1)},
+                "status": scale_status,
+            }
+        )
 
     def _filter(
         self, request: web.Request, res: APIResource, namespace: str | None, name: str | None

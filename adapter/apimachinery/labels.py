@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from adapter.golang.quote import go_quote
 
@@ -22,6 +23,7 @@ __all__ = [
     "Requirement",
     "Selector",
     "SelectorError",
+    "label_selector_as_selector",
     "new_requirement",
     "parse_selector",
     "to_label_selector",
@@ -719,3 +721,30 @@ def to_label_selector(
     if match_expressions:
         result["matchExpressions"] = match_expressions
     return result
+
+
+_FROM_LABEL_SELECTOR_OPERATORS = {v: k for k, v in _LABEL_SELECTOR_OPERATORS.items()}
+
+
+def label_selector_as_selector(selector: Mapping[str, Any] | None) -> Selector:
+    """Go's `metav1.LabelSelectorAsSelector` on a LabelSelector's JSON.
+
+    `None` selects nothing in Go (`labels.Nothing()`), whose String() is empty like
+    Everything's: requests built from either carry no selector, which is all callers here
+    need, so both give EVERYTHING. Raises SelectorError with Go's messages.
+    """
+    if not selector:
+        return EVERYTHING
+    requirements: list[Requirement] = []
+    for key, value in sorted((selector.get("matchLabels") or {}).items()):
+        requirements.append(new_requirement(str(key), Operator.EQUALS, [str(value)]))
+    for expression in selector.get("matchExpressions") or ():
+        op = _FROM_LABEL_SELECTOR_OPERATORS.get(str(expression.get("operator", "")))
+        if op is None:
+            operator = go_quote(str(expression.get("operator", "")))
+            raise SelectorError(f"{operator} is not a valid label selector operator")
+        values = [str(v) for v in expression.get("values") or ()]
+        requirements.append(new_requirement(str(expression.get("key", "")), op, values))
+    # Go's selector.Add sorts by key (stable).
+    requirements.sort(key=lambda req: req.key)
+    return Selector(tuple(requirements))

@@ -8,17 +8,21 @@ overflow checks and its fallback to the `inf.Dec` path, so that the output match
 byte for byte.
 """
 
+import decimal
 import functools
 import math
+import re
 
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "QuantityError",
     "binary_si_quantity",
     "decimal_si_quantity",
     "format_binary_si",
     "format_decimal_si",
     "milli_from_float",
+    "parse_quantity_milli",
 ]
 
 INT64_MIN = -(1 << 63)
@@ -186,3 +190,38 @@ def _decimal_suffix(exponent: int) -> str:
         return suffix
     # No DecimalSI suffix that large: CanonicalizeBytes falls back to DecimalExponent.
     return f"e{exponent}"
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+# resource.ParseQuantity's grammar: a signed decimal number, then a suffix (decimalSI,
+# binarySI, or a decimal exponent).
+_QUANTITY = re.compile(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([a-zA-Z]*|[eE][+-]?[0-9]+)")
+_PARSE_DECIMAL = {suffix: exponent for exponent, suffix in _DECIMAL_SUFFIXES.items()}
+_PARSE_BINARY = {suffix: exponent for exponent, suffix in _BINARY_SUFFIXES.items() if suffix}
+
+
+class QuantityError(ValueError):
+    """Not a Kubernetes quantity (`resource.ErrFormatWrong` or `ErrSuffix`)."""
+
+
+def parse_quantity_milli(text: str) -> int:
+    """`resource.MustParse(text).MilliValue()`: the value times 1000, rounded up (Go's
+    `ScaledValue` rounds away from zero), saturated to int64 as Go's `int64Amount` does."""
+    match = _QUANTITY.fullmatch(text.strip())
+    if match is None:
+        raise QuantityError(f"quantities must match the regular expression, got {text!r}")
+    number, suffix = match.groups()
+    value = decimal.Decimal(number)
+    if suffix in _PARSE_BINARY:
+        value *= decimal.Decimal(2) ** _PARSE_BINARY[suffix]
+    elif suffix in _PARSE_DECIMAL:
+        value = value.scaleb(_PARSE_DECIMAL[suffix])
+    elif suffix[:1] in ("e", "E") and suffix[1:].lstrip("+-").isdigit():
+        value = value.scaleb(int(suffix[1:]))
+    else:
+        raise QuantityError(f"unable to parse quantity's suffix: {text!r}")
+    milli = value.scaleb(3)
+    rounding = decimal.ROUND_CEILING if milli >= 0 else decimal.ROUND_FLOOR
+    result = int(milli.to_integral_value(rounding=rounding))
+    return max(INT64_MIN, min(INT64_MAX, result))

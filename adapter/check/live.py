@@ -37,6 +37,7 @@ from adapter.kube.rest_mapper import (
     PODS,
     GroupResource,
     NoResourceMatchError,
+    RESTMapper,
     StaticRESTMapper,
 )
 from adapter.naming.errors import NamingError
@@ -47,15 +48,22 @@ from adapter.prometheus.results import QueryResult
 from adapter.prometheus.transport import display_url
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
-from adapter.providers.objects import PrometheusObjectLister
+from adapter.providers.objects import ObjectLister, PrometheusObjectLister
 from adapter.server.metrics_api import parse_selector_param
 from adapter.server.responses import custom_metric_list, external_metric_list
 
 __all__ = [
+    "Discovery",
     "ExplainRequest",
     "LiveOptions",
     "PrometheusUnreachableError",
+    "RecordingClient",
+    "captured_provider_logs",
+    "discover",
+    "explain",
     "live_report",
+    "live_warnings",
+    "rules_live",
     "run_live",
 ]
 
@@ -297,7 +305,8 @@ def _collisions(
     return out
 
 
-def _warnings(rules: Sequence[dict[str, Any]], window: str) -> list[str]:
+def live_warnings(rules: Sequence[dict[str, Any]], window: str) -> list[str]:
+    """One line per rule that defines nothing, saying why."""
     warnings = []
     for rule in rules:
         path = rule["path"]
@@ -321,10 +330,20 @@ def _query_entry(query: str, found: list[dict[str, str]] | PrometheusError) -> d
     return {"seriesQuery": query, "series": len(found), "error": None}
 
 
-async def live_report(
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What a relist finds: each seriesQuery's answer, the series shapes, the registry."""
+
+    queries: list[str]
+    listed: dict[str, list[dict[str, str]] | PrometheusError]
+    shapes: dict[str, list[SeriesShape]]
+    registry: MetricRegistry
+
+
+async def discover(
     compiled: CompiledConfig, client: PrometheusClient, url: str, options: LiveOptions
-) -> dict[str, Any]:
-    """The live part of the report for one config (raises PrometheusUnreachableError)."""
+) -> Discovery:
+    """List every rule's series as a relist does (raises PrometheusUnreachableError)."""
     rules = (*compiled.rules, *compiled.external_rules)
     queries = list(dict.fromkeys(r.series_query for r in rules))
     start = options.clock() - options.max_age
@@ -338,21 +357,35 @@ async def live_report(
         if not isinstance(found, PrometheusError)
     }
     registry = build_registry(compiled.rules, compiled.external_rules, shapes)
-    custom = [_rule_live(r, listed) for r in compiled.rules]
-    external = [_rule_live(r, listed) for r in compiled.external_rules]
+    return Discovery(queries, listed, shapes, registry)
+
+
+def rules_live(compiled: CompiledConfig, found: Discovery) -> list[dict[str, Any]]:
+    """_rule_live for every rule, custom then external."""
+    return [_rule_live(r, found.listed) for r in (*compiled.rules, *compiled.external_rules)]
+
+
+async def live_report(
+    compiled: CompiledConfig, client: PrometheusClient, url: str, options: LiveOptions
+) -> dict[str, Any]:
+    """The live part of the report for one config (raises PrometheusUnreachableError)."""
+    found = await discover(compiled, client, url, options)
+    registry = found.registry
+    custom = [_rule_live(r, found.listed) for r in compiled.rules]
+    external = [_rule_live(r, found.listed) for r in compiled.external_rules]
     window = format_go_duration(options.max_age)
     report: dict[str, Any] = {
         "prometheus": url,
         "maxAge": window,
-        "queries": [_query_entry(q, listed[q]) for q in queries],
+        "queries": [_query_entry(q, found.listed[q]) for q in found.queries],
         "rules": custom,
         "externalRules": external,
         "advertised": {
             "custom": sorted(str(i) for i in registry.custom),
             "external": sorted(registry.external),
         },
-        "collisions": _collisions(compiled, shapes, registry),
-        "warnings": _warnings([*custom, *external], window),
+        "collisions": _collisions(compiled, found.shapes, registry),
+        "warnings": live_warnings([*custom, *external], window),
         "explain": None,
     }
     if options.explain is not None:
@@ -372,7 +405,7 @@ async def run_live(
 # --- explain ------------------------------------------------------------------------------
 
 
-class _RecordingClient:
+class RecordingClient:
     """The server's Prometheus calls, recorded on the way through."""
 
     def __init__(self, client: PrometheusClient) -> None:
@@ -416,7 +449,7 @@ class _LogCapture(logging.Handler):
 
 
 @contextlib.contextmanager
-def _captured_provider_logs() -> Iterator[list[str]]:
+def captured_provider_logs() -> Iterator[list[str]]:
     """The providers log why a request failed; show that in the report, not on stderr."""
     logger = logging.getLogger("adapter.providers")
     handler = _LogCapture()
@@ -447,7 +480,7 @@ def _api_path(req: ExplainRequest, resource: GroupResource, metric: str) -> str:
     return f"{path}?{params}" if params else path
 
 
-def _normalise(mapper: StaticRESTMapper, resource: GroupResource) -> GroupResource:
+def _normalise(mapper: RESTMapper, resource: GroupResource) -> GroupResource:
     # As CustomMetricsProvider does before looking a metric up.
     try:
         return mapper.resource_for(resource).group_resource
@@ -488,11 +521,19 @@ def _hints(
 
 
 async def explain(
-    req: ExplainRequest, registry: MetricRegistry, client: PrometheusClient, options: LiveOptions
+    req: ExplainRequest,
+    registry: MetricRegistry,
+    client: PrometheusClient,
+    options: LiveOptions,
+    *,
+    objects: ObjectLister | None = None,
+    mapper: RESTMapper | None = None,
 ) -> dict[str, Any]:
-    """Run one request through the server's providers and record every step."""
-    mapper = StaticRESTMapper(BUILTIN_RESOURCES)
-    recording = _RecordingClient(client)
+    """Run one request through the server's providers and record every step. Without
+    `objects`, `*` requests list objects from the series (no-cluster mode); without `mapper`,
+    resources resolve through the built-in table."""
+    mapper = mapper or StaticRESTMapper(BUILTIN_RESOURCES)
+    recording = RecordingClient(client)
     if req.external:
         resource, metric = NAMESPACES, req.target
         # The external API's only selector is labelSelector; accept either flag for it.
@@ -536,9 +577,11 @@ async def explain(
             series=found.series_name,
             metricsQuery=found.rule.query.template.source,
         )
-    with _captured_provider_logs() as log:
+    with captured_provider_logs() as log:
         try:
-            report["response"] = await _serve(req, resource, metric, registry, recording, options)
+            report["response"] = await _serve(
+                req, resource, metric, registry, recording, options, objects, mapper
+            )
         except APIError as exc:
             report["status"] = exc.code
             report["response"] = exc.status()
@@ -553,8 +596,10 @@ async def _serve(
     resource: GroupResource,
     metric: str,
     registry: MetricRegistry,
-    recording: _RecordingClient,
+    recording: RecordingClient,
     options: LiveOptions,
+    objects: ObjectLister | None,
+    mapper: RESTMapper,
 ) -> dict[str, Any]:
     """What the server's handler does with the request; raises APIError like it."""
     selector = parse_selector_param(req.selector, "labelSelector", promql=req.external)
@@ -564,10 +609,9 @@ async def _serve(
             await external.get_external_metric(req.namespace, metric, selector)
         )
     metric_selector = parse_selector_param(req.metric_selector, "metricLabelSelector", promql=True)
-    objects = PrometheusObjectLister(recording, options.max_age, clock=options.clock)
-    provider = CustomMetricsProvider(
-        lambda: registry, recording, objects, StaticRESTMapper(BUILTIN_RESOURCES), options.clock
-    )
+    if objects is None:
+        objects = PrometheusObjectLister(recording, options.max_age, clock=options.clock)
+    provider = CustomMetricsProvider(lambda: registry, recording, objects, mapper, options.clock)
     if req.name and req.name != "*":
         values = [
             await provider.get_metric_by_name(

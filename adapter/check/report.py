@@ -32,7 +32,7 @@ from adapter.options import FLAGS, prometheus_config
 from adapter.prometheus.config import PrometheusConfigError
 from adapter.providers.shared_queries import sharing_problem
 
-__all__ = ["check_config_main", "config_report", "render_text"]
+__all__ = ["add_live_flags", "check_config_main", "config_report", "render_text"]
 
 EXAMPLE_SERIES = "<series>"
 EXAMPLE_NAMESPACE = "default"
@@ -459,16 +459,18 @@ def _go_value(kind: str) -> Callable[[str], Any]:
     return convert
 
 
-def _add_live_flags(parser: argparse.ArgumentParser) -> None:
+def add_live_flags(parser: argparse.ArgumentParser, *, optional_url: bool = True) -> None:
+    """The server's Prometheus flags; with `optional_url`, --prometheus-url has no default."""
+    title = "Prometheus flags (as the server's"
     group = parser.add_argument_group(
-        "Prometheus flags (as the server's; with --prometheus-url the check is live)"
+        f"{title}; with --prometheus-url the check is live)" if optional_url else f"{title})"
     )
     specs = {spec.name: spec for spec in FLAGS}
     for name in _LIVE_FLAGS:
         spec = specs[name]
         default = spec.default
         help_text = f"{spec.help} (default {spec.default_text()})"
-        if name == "prometheus-url":
+        if name == "prometheus-url" and optional_url:
             # No default here: without the flag the check stays offline.
             default = None
             help_text = f"{spec.help} Without it, the check is offline."
@@ -496,7 +498,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("files", nargs="*", metavar="FILE", help="config files to check")
     parser.add_argument("--config", action="append", default=[], help="a config file (repeatable)")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
-    _add_live_flags(parser)
+    add_live_flags(parser)
     explain = parser.add_argument_group("explain one request (needs --prometheus-url)")
     explain.add_argument(
         "--explain",

@@ -21,7 +21,14 @@ from adapter.kube.rest_mapper import GroupResource, NoResourceMatchError, Resour
 from adapter.providers.objects import ObjectListError
 from adapter.tasks import cancel_and_wait
 
-__all__ = ["METADATA_LIST_ACCEPT", "Informer", "KubernetesObjectLister", "collection_path"]
+__all__ = [
+    "METADATA_LIST_ACCEPT",
+    "APIObjectLister",
+    "Informer",
+    "KubernetesObjectLister",
+    "collection_path",
+    "list_object_names",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +175,7 @@ class KubernetesObjectLister:
     async def list_names(
         self, resource: GroupResource, namespace: str, selector: Selector, source: SeriesInfo
     ) -> list[str]:
-        try:
-            info = self._mapper.resource_for(resource)
-        except NoResourceMatchError as exc:
-            raise ObjectListError(str(exc)) from None
+        info = resource_info(self._mapper, resource)
         informer = self.informer(info)
         if not informer.synced.is_set():
             with contextlib.suppress(TimeoutError):
@@ -179,16 +183,44 @@ class KubernetesObjectLister:
         if informer.synced.is_set():
             return informer.names(namespace, selector)
         # The cache is not there yet (API server slow or failing): ask directly.
-        try:
-            body = await self._api.get(
-                collection_path(info, namespace),
-                {"labelSelector": str(selector)} if not selector.empty() else None,
-                accept=METADATA_LIST_ACCEPT,
-            )
-        except KubeAPIError as exc:
-            raise ObjectListError(str(exc)) from None
-        return [ObjectMeta.from_object(item).name for item in body.get("items") or ()]
+        return await list_object_names(self._api, info, namespace, selector)
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
+
+
+def resource_info(mapper: RESTMapper, resource: GroupResource) -> ResourceInfo:
+    try:
+        return mapper.resource_for(resource)
+    except NoResourceMatchError as exc:
+        raise ObjectListError(str(exc)) from None
+
+
+async def list_object_names(
+    api: KubeAPI, info: ResourceInfo, namespace: str, selector: Selector
+) -> list[str]:
+    """One metadata-only LIST: the names of the objects matching `selector`."""
+    try:
+        body = await api.get(
+            collection_path(info, namespace),
+            {"labelSelector": str(selector)} if not selector.empty() else None,
+            accept=METADATA_LIST_ACCEPT,
+        )
+    except KubeAPIError as exc:
+        raise ObjectListError(str(exc)) from None
+    return [ObjectMeta.from_object(item).name for item in body.get("items") or ()]
+
+
+class APIObjectLister:
+    """ObjectLister asking the API server on every call (one-shot tools: no watch to start)."""
+
+    def __init__(self, api: KubeAPI, mapper: RESTMapper) -> None:
+        self._api = api
+        self._mapper = mapper
+
+    async def list_names(
+        self, resource: GroupResource, namespace: str, selector: Selector, source: SeriesInfo
+    ) -> list[str]:
+        info = resource_info(self._mapper, resource)
+        return await list_object_names(self._api, info, namespace, selector)
