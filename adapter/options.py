@@ -239,6 +239,7 @@ _METAVARS = {"stringSlice": "strings", "stringArray": "string", "level": "int"}
 _USAGE = """\
 {prog} [flags]                       serve the metrics APIs
        {prog} check-config [flags] CONFIG   explain a config (--help for its flags)
+       {prog} explain-hpa [flags] [NAME]    why an HPA scales as it does, or shows <unknown>
        {prog} --version"""
 
 _OVERVIEW = """\
