@@ -6,27 +6,36 @@ Namespace shop, Deployment web (3 replicas, selector app=web), pods web-0/1/2:
 - queue_length (per pod): 30, 50, 70;
 - ingress_rps on Service web: 300;
 - jobs_waiting (external): queue=orders 40, queue=payments 20;
-- worker_backlog: per pod, but in a label (`instance_pod`) the rule does not map.
+- worker_backlog: per pod, but in a label (`instance_pod`) the rule does not map;
+- cpu (resourceRules, gauges in cores): 0.12, 0.09, 0.15 for requests of 100m each.
+Deployment api (3 replicas, selector app=api), pods api-0/1/2: queue_length 30 and 50 for
+api-0 and api-1, no series for api-2. Deployment ghost (selector app=ghost): no pods.
 """
 
 import asyncio
 import io
 import json
 import math
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
 from adapter.hpa.command import explain_hpa_main
 from harness.adapter import AdapterProcess
-from harness.aggregator import running_aggregator
+from harness.aggregator import Aggregator, running_aggregator
 from harness.exporter import Dataset, GaugeSpec, running_exporter
-from harness.fake_kube_apiserver import FakeKubeAPIServer, running_fake_kube_apiserver
+from harness.fake_kube_apiserver import (
+    FakeKubeAPIServer,
+    UserInfo,
+    running_fake_kube_apiserver,
+)
 from harness.prometheus import PrometheusProcess
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -34,7 +43,11 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 REPO = Path(__file__).resolve().parents[2]
 NS = "shop"
 PODS = {"web-0": 30.0, "web-1": 50.0, "web-2": 70.0}
+API_PODS = {"api-0": 30.0, "api-1": 50.0}  # api-2 exists, without a series
+CPU_CORES = {"web-0": 0.12, "web-1": 0.09, "web-2": 0.15}
+CPU_REQUEST_MILLI = 100  # each web pod's
 TOLERANCE = 0.1
+CUSTOM = "custom.metrics.k8s.io"
 
 CONFIG = """\
 rules:
@@ -61,6 +74,26 @@ externalRules:
   resources:
     namespaced: false
   metricsQuery: 'sum(<<.Series>>{<<.LabelMatchers>>}) by (queue)'
+resourceRules:
+  cpu:
+    containerQuery: 'sum by (<<.GroupBy>>) (pod_cpu_cores{<<.LabelMatchers>>})'
+    nodeQuery: 'sum by (<<.GroupBy>>) (node_cpu_cores{<<.LabelMatchers>>})'
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+        pod: {resource: pod}
+        node: {resource: node}
+    containerLabel: container
+  memory:
+    containerQuery: 'sum by (<<.GroupBy>>) (pod_memory_bytes{<<.LabelMatchers>>})'
+    nodeQuery: 'sum by (<<.GroupBy>>) (node_memory_bytes{<<.LabelMatchers>>})'
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+        pod: {resource: pod}
+        node: {resource: node}
+    containerLabel: container
+  window: 1m
 """
 
 
@@ -73,6 +106,15 @@ def dataset() -> Dataset:
         GaugeSpec("worker_backlog", {"namespace": NS, "instance_pod": pod}, value)
         for pod, value in PODS.items()
     ]
+    gauges += [
+        GaugeSpec("queue_length", {"namespace": NS, "pod": pod, "app": "api"}, value)
+        for pod, value in API_PODS.items()
+    ]
+    for pod, cores in CPU_CORES.items():
+        # `app`: the adapter process (no cluster) applies the selector to the series' labels.
+        labels = {"namespace": NS, "pod": pod, "container": "web", "app": "web"}
+        gauges.append(GaugeSpec("pod_cpu_cores", labels, cores))
+        gauges.append(GaugeSpec("pod_memory_bytes", labels, 64 * 1024 * 1024))
     gauges += [
         GaugeSpec("ingress_rps", {"namespace": NS, "service": "web"}, 300.0),
         GaugeSpec("jobs_waiting", {"queue": "orders"}, 40.0),
@@ -91,11 +133,13 @@ def pods_metric(name: str, average: str) -> dict[str, Any]:
     }
 
 
-def hpa(name: str, metrics: list[dict[str, Any]], max_replicas: int = 10) -> dict[str, Any]:
+def hpa(
+    name: str, metrics: list[dict[str, Any]], max_replicas: int = 10, target: str = "web"
+) -> dict[str, Any]:
     return {
         "metadata": {"name": name, "namespace": NS},
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicas": 1,
             "maxReplicas": max_replicas,
             "metrics": metrics,
@@ -132,6 +176,16 @@ EXTERNAL_METRIC = {
 }
 
 
+CPU_UTILIZATION = 50
+CPU_METRIC = {
+    "type": "Resource",
+    "resource": {
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": CPU_UTILIZATION},
+    },
+}
+
+
 def api_service(name: str, available: bool = True) -> dict[str, Any]:
     condition = {
         "type": "Available",
@@ -159,15 +213,16 @@ def api_service(name: str, available: bool = True) -> dict[str, Any]:
 
 def populate(kube: FakeKubeAPIServer) -> None:
     kube.add_object("v1/namespaces", {"metadata": {"name": NS}})
-    kube.add_object("apps/v1/deployments", {
-        "metadata": {"name": "web", "namespace": NS},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
-        "status": {"replicas": 3},
-    })  # fmt: skip
-    for pod in PODS:
+    for app in ("web", "api", "ghost"):
+        kube.add_object("apps/v1/deployments", {
+            "metadata": {"name": app, "namespace": NS},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": app}}},
+            "status": {"replicas": 3},
+        })  # fmt: skip
+    for pod in [*PODS, "api-0", "api-1", "api-2"]:
         kube.add_object("v1/pods", {
-            "metadata": {"name": pod, "namespace": NS, "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
+            "metadata": {"name": pod, "namespace": NS, "labels": {"app": pod.split("-")[0]}},
+            "spec": {"containers": [{"name": "web", "resources": {"requests": {"cpu": f"{CPU_REQUEST_MILLI}m", "memory": "64Mi"}}}]},
             "status": {"phase": "Running", "startTime": "2024-01-01T00:00:00Z", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2024-01-01T00:00:10Z"}]},
         })  # fmt: skip
     kube.add_object("v1/pods", {"metadata": {"name": "db-0", "namespace": NS, "labels": {"app": "db"}}, "status": {"phase": "Running"}})  # fmt: skip
@@ -176,11 +231,17 @@ def populate(kube: FakeKubeAPIServer) -> None:
         "v1beta2.custom.metrics.k8s.io",
         "v1beta1.custom.metrics.k8s.io",
         "v1beta1.external.metrics.k8s.io",
+        "v1beta1.metrics.k8s.io",
     ):
         kube.add_object("apiregistration.k8s.io/v1/apiservices", api_service(service))
     kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("web", [pods_metric("queue_length", "25"), OBJECT_METRIC, EXTERNAL_METRIC]))  # fmt: skip
     kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("typo", [pods_metric("queue_lenght", "25")]))  # fmt: skip
     kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("backlog", [pods_metric("worker_backlog", "25")]))  # fmt: skip
+    kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("ghost", [pods_metric("queue_length", "25")], target="ghost"))  # fmt: skip
+    # api: the average of 30 and 50 is 40, above a target of 10 and below one of 80.
+    kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("api-up", [pods_metric("queue_length", "10")], target="api"))  # fmt: skip
+    kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("api-down", [pods_metric("queue_length", "80")], target="api"))  # fmt: skip
+    kube.add_object("autoscaling/v2/horizontalpodautoscalers", hpa("cpu", [CPU_METRIC]))  # fmt: skip
 
 
 @dataclass
@@ -189,6 +250,7 @@ class Cluster:
     prometheus: PrometheusProcess
     config: Path
     kubeconfig: Path  # the aggregator's: core API + the metrics APIs
+    aggregator: Aggregator
 
     def argv(self, *extra: str) -> list[str]:
         return [
@@ -210,7 +272,9 @@ async def cluster(tmp_path_factory: Any) -> AsyncIterator[Cluster]:
             await prometheus.start()
             # One scrape carries every gauge.
             await prometheus.wait_for_series(
-                '{__name__=~"queue_length|worker_backlog|ingress_rps|jobs_waiting"}', count=9
+                '{__name__=~"queue_length|worker_backlog|ingress_rps|jobs_waiting|pod_cpu_cores'
+                '|pod_memory_bytes"}',
+                count=len(dataset().gauges),
             )
             await adapter.start()
             groups = ["custom.metrics.k8s.io", "external.metrics.k8s.io", "metrics.k8s.io"]
@@ -218,7 +282,11 @@ async def cluster(tmp_path_factory: Any) -> AsyncIterator[Cluster]:
                 kube, adapter.url, adapter.ssl_context(), groups
             ) as aggregator:
                 yield Cluster(
-                    kube, prometheus, config, aggregator.kubeconfig(workdir / "kubeconfig")
+                    kube,
+                    prometheus,
+                    config,
+                    aggregator.kubeconfig(workdir / "kubeconfig"),
+                    aggregator,
                 )
         finally:
             await adapter.close()
@@ -355,3 +423,207 @@ async def test_kube_apiserver_unreachable(cluster: Cluster, tmp_path: Path) -> N
     argv[argv.index("--kubeconfig") + 1] = str(broken)
     code, _, err = await run(*argv)
     assert code == 2 and "cannot reach kube-apiserver" in err
+
+
+JANE_TOKEN = "9f3c7d21e5b04a68"
+RBAC_FIX = (
+    "RBAC: grant get on the metrics API to the kubeconfig's user (the HPA controller has it "
+    "through system:controller:horizontal-pod-autoscaler)"
+)
+PODS_PATH = f"/apis/{CUSTOM}/v1beta2/namespaces/{NS}/pods/*/queue_length?labelSelector=app%3Dweb"
+
+
+async def get_as(aggregator: Aggregator, token: str, path: str) -> tuple[int, Any]:
+    context = ssl.create_default_context(cafile=str(aggregator.ca_file))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            aggregator.url + path, headers={"Authorization": f"Bearer {token}"}, ssl=context
+        ) as response,
+    ):
+        return response.status, await response.json(content_type=None)
+
+
+def explain_argv(cluster: Cluster, kubeconfig: Path, *extra: str) -> list[str]:
+    argv = cluster.argv(*extra)
+    argv[argv.index("--kubeconfig") + 1] = str(kubeconfig)
+    return argv
+
+
+async def test_rbac_forbidden_metric_path(cluster: Cluster, tmp_path: Path) -> None:
+    """jane may read the cluster and the Service's and external metrics, not the pods':
+    the aggregator asks the fake's access table (a SubjectAccessReview) and answers
+    kube-apiserver's 403; the rules still answer, so the arithmetic stands."""
+    kube = cluster.kube
+    # A token that shares no start with the name: the client redacts a token's cut-off start.
+    kube.client_tokens[JANE_TOKEN] = UserInfo("jane", groups=("system:authenticated",))
+    grants = [
+        kube.allow(user="jane", verb="get", group_name=CUSTOM, resource="services"),
+        kube.allow(user="jane", verb="list", group_name="external.metrics.k8s.io"),
+    ]
+    kubeconfig = cluster.aggregator.kubeconfig(tmp_path / "jane", token=JANE_TOKEN)
+    try:
+        code, out, err = await run(*explain_argv(cluster, kubeconfig, "web", "-o", "json"))
+        text_code, text, _ = await run(*explain_argv(cluster, kubeconfig, "web"))
+        status, body = await get_as(cluster.aggregator, JANE_TOKEN, PODS_PATH)
+    finally:
+        for rule in grants:
+            kube.rules.remove(rule)
+        del kube.client_tokens[JANE_TOKEN]
+    # The metrics are computed from the rules: jane's RBAC is not the controller's.
+    assert code == text_code == 0, err
+    [report] = json.loads(out)["hpas"]
+    assert report["ok"]
+    pods, service, external = report["metrics"]
+    forbidden = (
+        f'pods.{CUSTOM} "*" is forbidden: User "jane" cannot get resource "pods/queue_length" '
+        f'in API group "{CUSTOM}" in the namespace "shop"'
+    )
+    assert pods["aggregator"]["status"] == 403
+    assert pods["aggregator"]["error"] == forbidden
+    assert status == 403
+    assert body == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": forbidden,
+        "reason": "Forbidden",
+        "details": {"name": "*", "group": CUSTOM, "kind": "pods"},
+        "code": 403,
+    }
+    assert pods["calculation"]["replicas"] == 6
+    [problem] = pods["diagnosis"]
+    assert problem["problem"] == f"kube-apiserver refuses the request (403): {forbidden}"
+    assert problem["fix"] == RBAC_FIX
+    for allowed in (service, external):
+        assert allowed["aggregator"]["status"] == 200, allowed["aggregator"]
+        assert allowed["diagnosis"] == []
+    # The review the aggregator asked for: jane's identity and the request's attributes.
+    reviews = [
+        r.body["spec"]
+        for r in kube.requests
+        if r.path.endswith("/subjectaccessreviews")
+        and r.body["spec"].get("user") == "jane"
+        and "resourceAttributes" in r.body["spec"]
+    ]
+    assert {
+        "user": "jane",
+        "groups": ["system:authenticated"],
+        "resourceAttributes": {
+            "namespace": NS,
+            "verb": "get",
+            "group": CUSTOM,
+            "version": "v1beta2",
+            "resource": "pods",
+            "subresource": "queue_length",
+            "name": "*",
+        },
+    } in reviews
+    assert f"    answer       403 {forbidden}" in text
+    assert f"  problem: kube-apiserver refuses the request (403): {forbidden}" in text
+    assert f"  fix:     {RBAC_FIX}" in text
+
+
+async def test_selector_matching_no_pods(cluster: Cluster) -> None:
+    code, report = await explain_json(cluster, "ghost")
+    assert code == 1 and not report["ok"]
+    assert report["scaleTarget"]["selector"] == "app=ghost"
+    assert report["pods"] == {"count": 0, "runningAndReady": 0, "names": []}
+    [metric] = report["metrics"]
+    assert metric["calculation"] is None and metric["error"]
+    selector = next(d for d in metric["diagnosis"] if "matches no pods" in d["problem"])
+    assert selector == {
+        "problem": "the scale target's selector app=ghost matches no pods in shop",
+        "fix": "compare the target's spec.selector with its pods' labels "
+        "(kubectl get pods -n shop -l 'app=ghost')",
+    }
+    assert report["desired"]["fromMetrics"] is None and report["desired"]["replicas"] == 3
+
+
+def plain_metric_replicas(
+    current: int, target: float, values: dict[str, float], pods: list[str]
+) -> int:
+    """calcPlainMetricReplicas, written out from replica_calculator.go: milli-units, the
+    average by integer division; pods missing a metric count as 0 on a scale-up and as the
+    target on a scale-down; no change within the tolerance or against the first direction."""
+    target_milli = round(target * 1000)
+    got = {pod: round(value * 1000) for pod, value in values.items()}
+    ratio = (sum(got.values()) // len(got)) / target_milli
+    missing = [pod for pod in pods if pod not in got]
+    if not missing:
+        return controller_formula(current, ratio)
+    filled = {**got, **dict.fromkeys(missing, target_milli if ratio < 1.0 else 0)}
+    new_ratio = (sum(filled.values()) // len(filled)) / target_milli
+    if abs(1.0 - new_ratio) <= TOLERANCE or (ratio < 1.0 < new_ratio) or (new_ratio < 1.0 < ratio):
+        return current
+    replicas = math.ceil(new_ratio * len(filled))
+    if (new_ratio < 1.0 and replicas > current) or (new_ratio > 1.0 and replicas < current):
+        return current
+    return replicas
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "fill", "replicas"),
+    [
+        # 40 / 10 = 4: api-2 counts as 0, (30 + 50 + 0) / 3 / 10 = 2.67 -> ceil(8.0) = 8.
+        ("api-up", 10, "scale-up: pods missing a metric count as 0", 8),
+        # 40 / 80 = 0.5: api-2 counts as 80, (30 + 50 + 80) / 3 / 80 = 0.67 -> ceil(2.0) = 2.
+        ("api-down", 80, "scale-down: pods missing a metric count as the target 80", 2),
+    ],
+)
+async def test_pods_without_a_sample_are_filled_in(
+    cluster: Cluster, name: str, target: int, fill: str, replicas: int
+) -> None:
+    code, report = await explain_json(cluster, name)
+    assert code == 0 and report["ok"], report
+    pods = ["api-0", "api-1", "api-2"]
+    assert report["pods"]["names"] == pods
+    [metric] = report["metrics"]
+    assert metric["values"] == {"api-0": "30", "api-1": "50"}
+    calculation = metric["calculation"]
+    expected = plain_metric_replicas(3, target, API_PODS, pods)
+    assert calculation["replicas"] == expected == replicas
+    assert calculation["ratio"] == pytest.approx(40 / target)
+    assert "pods: 2 ready with a metric; 1 missing a metric: api-2" in calculation["steps"]
+    assert fill in calculation["steps"]
+    filled = 0 if target < 40 else target
+    assert calculation["ratioAfterFillIn"] == pytest.approx(
+        ((30_000 + 50_000 + filled * 1000) // 3) / (target * 1000), abs=1e-4
+    )
+    missing = next(d for d in metric["diagnosis"] if "no sample" in d["problem"])
+    assert missing["problem"] == "Prometheus returned no sample for 1 of 3 pods: api-2"
+    promql = metric["rules"]["queries"][-1]["promql"]
+    assert "api-0|api-1|api-2" in promql
+    assert missing["fix"] == (
+        f"run the PromQL in Prometheus ({promql}): the pods' series must exist and carry the "
+        "pod's name in the mapped label"
+    )
+
+
+async def test_resource_cpu_utilization_from_resource_rules(cluster: Cluster) -> None:
+    code, report = await explain_json(cluster, "cpu")
+    assert code == 0 and report["ok"], report
+    [metric] = report["metrics"]
+    assert metric["request"]["url"] == (
+        "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%3Dweb"
+    )
+    assert metric["rules"]["rule"] == "resourceRules"
+    assert metric["values"] == {pod: f"{round(c * 1000)}m" for pod, c in CPU_CORES.items()}
+    # GetResourceUtilizationRatio: the usage summed over the requests summed, in whole percent.
+    usage = sum(round(cores * 1000) for cores in CPU_CORES.values())
+    utilization = usage * 100 // (CPU_REQUEST_MILLI * len(CPU_CORES))
+    ratio = utilization / CPU_UTILIZATION
+    calculation = metric["calculation"]
+    assert calculation["utilization"] == utilization == 120
+    assert calculation["ratio"] == pytest.approx(ratio)
+    assert calculation["replicas"] == controller_formula(3, ratio) == 8
+    assert metric["diagnosis"] == []
+    assert metric["aggregator"]["status"] == 200, metric["aggregator"]
+    assert metric["aggregator"]["values"] == metric["values"]
+    desired = report["desired"]
+    assert (desired["fromMetrics"], desired["replicas"], desired["reason"]) == (
+        8,
+        6,
+        "ScaleUpLimit",
+    )
