@@ -1,4 +1,4 @@
-"""The suite never sits silent: while collection or one test runs longer than 5 s, a line says
+"""The suite never sits silent: while collection or one test runs longer than 4 s, a line says
 what is running and for how long (the README promises no silent pause over 5 s).
 
 The lines go to the terminal pytest started on, through a descriptor duplicated while
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-_EVERY = 5.0
+_EVERY = 4.0
 
 
 class _Ticker:
