@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 from adapter.naming.rules import CompiledConfig
 from adapter.prometheus.backends import ServerClients, build_clients
-from adapter.prometheus.client import PrometheusClient, RequestObserver
+from adapter.prometheus.client import PrometheusClient
 from adapter.prometheus.config import DEFAULT_SERVER, PrometheusConfig
 from adapter.providers.querier import SingleFlightQuerier, route
-from adapter.server.metrics import AdapterMetrics, BackendObserver
+from adapter.server.metrics import AdapterMetrics
 from adapter.tasks import cancel_and_wait
 
 __all__ = ["PreparedBackends", "RoutedSeries", "ServerBackends"]
@@ -74,13 +74,7 @@ class ServerBackends:
         self.queriers: dict[str, SingleFlightQuerier] = {}
         self.resource_server = DEFAULT_SERVER
         self._servers: ServerClients = {}
-        self._observers: dict[str, BackendObserver] = {}
         self._retiring: set[asyncio.Task[None]] = set()
-
-    def _observer(self, name: str, url: str) -> RequestObserver:
-        observer = self._metrics.backend_observer(name, url)
-        self._observers[name] = observer
-        return observer
 
     async def prepare(self, compiled: CompiledConfig) -> PreparedBackends:
         """Build the clients `compiled` needs; raises ConfigError when one cannot be made."""
@@ -88,7 +82,7 @@ class ServerBackends:
             compiled.config.prometheus_servers,
             self.base,
             file=compiled.file,
-            observer=self._observer,
+            observer=self._metrics.backend_observer,
             reuse=self._servers,
         )
         rules = compiled.resource_rules
@@ -111,9 +105,7 @@ class ServerBackends:
         self.resource_server = prepared.resource_server
         for name, (server, client) in prepared.dropped.items():
             if name not in prepared.clients:
-                observer = self._observers.pop(name, None)
-                if observer is not None:
-                    observer.forget()
+                self._metrics.forget_backend(name)
                 log.info("Prometheus server %r removed", name)
             else:
                 log.info("Prometheus server %r changed: using a new client", name)

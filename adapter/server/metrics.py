@@ -125,13 +125,39 @@ class AdapterMetrics:
             ["backend"],
             registry=self.registry,
         )
+        # Backends a reload removed: their clients' last requests count in the shared
+        # families only.
+        self.retired_backends: set[str] = set()
         self._default_observer = BackendObserver(self, DEFAULT_SERVER, prometheus_url)
 
     def backend_observer(self, backend: str, url: str) -> "BackendObserver":
         """The request observer of one backend's client; `url` as shown (no credentials)."""
         if backend == DEFAULT_SERVER:
             return self._default_observer
+        self.retired_backends.discard(backend)
         return BackendObserver(self, backend, url)
+
+    def forget_backend(self, backend: str) -> None:
+        """Remove a backend's own series (a reload removed it). The shared families keep
+        what it counted: their sums must not go back."""
+        self.retired_backends.add(backend)
+        families: list[tuple[Counter | Gauge | Histogram, tuple[str, ...]]] = [
+            (self.backend_requests, ("backend", "path", "code")),
+            (self.backend_duration, ("backend", "path")),
+            (self.backend_errors, ("backend", "path", "type")),
+            (self.backend_relist_failed_queries, ("backend",)),
+            (self.backend_last_successful_relist, ("backend",)),
+        ]
+        for family, names in families:
+            children = {
+                tuple(sample.labels[name] for name in names)
+                for metric in family.collect()
+                for sample in metric.samples
+                if sample.labels.get("backend") == backend
+            }
+            for labels in children:
+                with contextlib.suppress(KeyError):
+                    family.remove(*labels)
 
     def observe_prometheus_request(
         self,
@@ -165,7 +191,8 @@ class AdapterMetrics:
 
 class BackendObserver:
     """Observes one backend's requests into the shared families and its own; the labelled
-    children are looked up once and kept, so a request costs a few dictionary lookups."""
+    children are looked up once and kept, so a request costs a few dictionary lookups. Once
+    a reload has removed the backend, only the shared families count."""
 
     __slots__ = ("_durations", "_errors", "_metrics", "_name", "_requests", "_url")
 
@@ -195,43 +222,27 @@ class BackendObserver:
                 m.backend_duration.labels(self._name, endpoint),
             )
         durations[0].observe(seconds)
+        errors = None if error is None else self._error_counters(endpoint, error.error_type)
+        if errors is not None:
+            errors[0].inc()
+        if self._name in self._metrics.retired_backends:
+            return
         durations[1].observe(seconds)
+        if errors is not None:
+            errors[1].inc()
         requests = self._requests.get((endpoint, status))
         if requests is None:
             code = "none" if status is None else str(status)
             requests = self._metrics.backend_requests.labels(self._name, endpoint, code)
             self._requests[(endpoint, status)] = requests
         requests.inc()
-        if error is not None:
-            errors = self._errors.get((endpoint, error.error_type))
-            if errors is None:
-                m = self._metrics
-                errors = self._errors[(endpoint, error.error_type)] = (
-                    m.prometheus_errors.labels(endpoint, error.error_type),
-                    m.backend_errors.labels(self._name, endpoint, error.error_type),
-                )
-            errors[0].inc()
-            errors[1].inc()
 
-    def forget(self) -> None:
-        """Remove this backend's own series (a reload removed or replaced the backend). The
-        shared families keep what it counted: their sums must not go back."""
-        m = self._metrics
-        for endpoint in self._durations:
-            _remove(m.backend_duration, self._name, endpoint)
-        for endpoint, status in self._requests:
-            _remove(
-                m.backend_requests, self._name, endpoint, "none" if status is None else str(status)
+    def _error_counters(self, endpoint: str, error_type: str) -> tuple[Counter, Counter]:
+        errors = self._errors.get((endpoint, error_type))
+        if errors is None:
+            m = self._metrics
+            errors = self._errors[(endpoint, error_type)] = (
+                m.prometheus_errors.labels(endpoint, error_type),
+                m.backend_errors.labels(self._name, endpoint, error_type),
             )
-        for endpoint, error_type in self._errors:
-            _remove(m.backend_errors, self._name, endpoint, error_type)
-        _remove(m.backend_relist_failed_queries, self._name)
-        _remove(m.backend_last_successful_relist, self._name)
-        self._durations.clear()
-        self._requests.clear()
-        self._errors.clear()
-
-
-def _remove(family: Counter | Gauge | Histogram, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        family.remove(*labels)
+        return errors
