@@ -4,6 +4,8 @@ against real Prometheus servers: discovery from each, every query to its own rul
 that keeps its last discovery while the other stays fresh, Mimir-style tenants, reloads."""
 
 import asyncio
+import io
+import json
 import os
 import re
 import time
@@ -17,6 +19,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from adapter.check.report import check_config_main
 from harness.adapter import AdapterProcess, running_adapter
 from harness.exporter import CounterSpec, Dataset, GaugeSpec, PodSpec, running_exporter
 from harness.prometheus import PrometheusProcess
@@ -438,3 +441,67 @@ async def test_reload_changes_replaces_and_removes_backends(
         await eventually(back_on_default, "moving_queue served from the command line's", 10)
         assert 'backend="mover"' not in await own_metrics(adapter)
         assert "Prometheus server 'mover' removed" in adapter.log()
+
+
+async def check(*argv: str) -> tuple[int, str, str]:
+    """check-config in-process; it runs its own event loop, so in a worker thread."""
+    out, err = io.StringIO(), io.StringIO()
+    code = await asyncio.to_thread(check_config_main, list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+async def test_check_config_asks_every_backend_and_names_them_in_collisions(
+    alpha: PrometheusProcess, beta: PrometheusProcess, tmp_path: Path
+) -> None:
+    config = two_backend_config(alpha, beta)
+    # A collision across backends: beta's queue is also named alpha_queue_depth; the last
+    # rule (beta's) wins, as in Go.
+    config["externalRules"].append(
+        external_rule("beta", "beta_queue_depth", "alpha_queue_depth", "sum")
+    )
+    config["prometheusServers"][1]["headers"] = {"Authorization": "Bearer beta-secret-token"}
+    path = write_config(tmp_path / "config.yaml", config)
+    code, out, err = await check("--prometheus-url", alpha.url, "-o", "json", str(path))
+    assert code == 0, err
+    report = json.loads(out)
+    assert [r["prometheusServer"] for r in report["rules"]] == ["alpha", "beta"]
+    assert report["prometheusServers"][1]["headers"] == {"Authorization": "<redacted>"}
+    live = report["live"]
+    assert live["prometheusServers"] == {"default": alpha.url, "alpha": alpha.url, "beta": beta.url}
+    by_path = {r["path"]: r for r in (*live["rules"], *live["externalRules"])}
+    assert by_path["rules[1]"]["prometheusServer"] == "beta"
+    assert by_path["rules[1]"]["series"]["count"] == 2  # orders_total of b-0 and b-1, on beta
+    assert by_path["externalRules[2]"]["prometheusServer"] == "default"
+    assert by_path["externalRules[2]"]["series"]["count"] == 1
+    [collision] = live["collisions"]
+    assert collision["metric"] == "alpha_queue_depth"
+    assert [p["prometheusServer"] for p in collision["producers"]] == ["alpha", "beta"]
+    assert collision["winner"] == {
+        "rule": "externalRules[3]",
+        "series": "beta_queue_depth",
+        "prometheusServer": "beta",
+    }
+    code, text, err = await check(
+        "--prometheus-url",
+        alpha.url,
+        str(path),
+        "--explain",
+        "pods/orders_per_second",
+        "--namespace",
+        "beta",
+    )
+    assert code == 0, err
+    assert (
+        "collision: external alpha_queue_depth defined by externalRules[0] (alpha_queue_depth) "
+        "on alpha, externalRules[3] (beta_queue_depth) on beta; externalRules[3] "
+        "(beta_queue_depth) on beta wins" in text
+    )
+    assert "rule         rules[1] (series orders_total) on beta" in text
+    assert "(on beta)" in text and "status       200" in text
+    assert "beta-secret-token" not in text + out
+    # An unreachable named backend is an unreachable Prometheus (exit 2), named.
+    config["prometheusServers"][1]["url"] = "http://127.0.0.1:1"
+    write_config(path, config)
+    code, _, err = await check("--prometheus-url", alpha.url, str(path))
+    assert code == 2
+    assert "cannot reach Prometheus server 'beta' at http://127.0.0.1:1" in err
