@@ -200,25 +200,24 @@ class Relister:
         unchanged backend are kept; the others are dropped."""
         self.custom_rules = custom_rules
         self.external_rules = external_rules
+        changed: set[str] = set()  # backends whose series must be listed afresh
         if listers is not None:
             servers = {DEFAULT_SERVER: self._servers[DEFAULT_SERVER]}
             for name, lister in listers.items():
                 known = self._servers.get(name)
-                # A backend that is new, or whose client changed, lists afresh.
-                same = known is not None and known.lister is lister
-                servers[name] = known if known is not None and same else _ServerDiscovery(lister)
+                if known is not None and known.lister is lister:
+                    servers[name] = known
+                else:  # new, or its client changed
+                    servers[name] = _ServerDiscovery(lister)
+                    changed.add(name)
             self._servers = servers
             self.listers = dict(listers)
         kept = set(self.keys)
         self._shapes = {
             key: shapes
             for key, shapes in self._shapes.items()
-            if key in kept and self._has_lister(key)
+            if key in kept and key_server(key) not in changed
         }
-
-    def _has_lister(self, key: SeriesKey) -> bool:
-        name = key_server(key)
-        return name == DEFAULT_SERVER or self.listers.get(name) is self._servers[name].lister
 
     @property
     def uses_label_names(self) -> bool:
