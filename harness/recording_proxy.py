@@ -4,7 +4,9 @@ Put it between the code under test and a real Prometheus. It forwards every requ
 records it; it can also refuse long URLs with 414 (as nginx or Prometheus' own HTTP server
 do), answer everything with an HTML login page (a misconfigured proxy or auth portal), or
 stand for an authenticating TLS front such as OpenShift's kube-rbac-proxy: serve HTTPS and
-answer 401 to a request without the expected ``Authorization`` header.
+answer 401 to a request without the expected ``Authorization`` header; or stand for a
+multi-tenant front such as Mimir's or Cortex's, answering 401 "no org id" to a request
+without a tenant header (``require_header``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class RecordingProxy:
         html_error: bool = False,
         ssl_context: ssl.SSLContext | None = None,
         authorization: str | None = None,
+        require_header: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -85,6 +88,8 @@ class RecordingProxy:
         self.authorization = authorization
         """When set, the only ``Authorization`` value let through; may be changed while
         running (a rotated token)."""
+        self.require_header = require_header
+        """When set, a request without this header (or with it empty) is answered 401."""
         self.host = host
         self.port = port
         self.requests: list[RecordedRequest] = []
@@ -123,6 +128,8 @@ class RecordingProxy:
             request.headers.getall("Authorization", []) != [self.authorization]
         ):
             return 401, web.Response(status=401, text="Unauthorized\n")
+        if self.require_header is not None and not request.headers.get(self.require_header):
+            return 401, web.Response(status=401, text="no org id\n")
         if self.max_url_length is not None and len(request.raw_path) > self.max_url_length:
             return 414, web.Response(status=414, text="414 Request-URI Too Long\n")
         assert self._session is not None
@@ -189,6 +196,7 @@ async def running_recording_proxy(
     html_error: bool = False,
     ssl_context: ssl.SSLContext | None = None,
     authorization: str | None = None,
+    require_header: str | None = None,
 ) -> AsyncIterator[RecordingProxy]:
     """Run a :class:`RecordingProxy` to ``upstream_url`` for the duration of the block."""
     proxy = RecordingProxy(
@@ -197,6 +205,7 @@ async def running_recording_proxy(
         html_error=html_error,
         ssl_context=ssl_context,
         authorization=authorization,
+        require_header=require_header,
     )
     try:
         await proxy.start()

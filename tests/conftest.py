@@ -39,16 +39,15 @@ class _Ticker:
         os.close(self._fd)
 
     def _run(self) -> None:
-        next_tick: float | None = None
+        started = next_tick = 0.0
         while not self._stop.wait(0.5):
             with self._lock:
                 what, since = self._what, self._since
             if what is None:
-                next_tick = None
                 continue
             now = time.monotonic()
-            if next_tick is None or next_tick < since:
-                next_tick = since + _EVERY
+            if started != since:  # another test (or the collection) since the last look
+                started, next_tick = since, since + _EVERY
             if now >= next_tick:
                 line = f"\n   ... {what}: still running ({now - since:.0f} s)\n"
                 os.write(self._fd, line.encode(errors="replace"))

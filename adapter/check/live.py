@@ -25,8 +25,10 @@ from yarl import URL
 from adapter.discovery.registry import (
     CustomMetricInfo,
     MetricRegistry,
+    SeriesKey,
     SeriesShape,
     build_registry,
+    series_key,
 )
 from adapter.errors import APIError
 from adapter.golang.duration import format_go_duration
@@ -43,6 +45,13 @@ from adapter.kube.rest_mapper import (
 from adapter.naming.errors import NamingError
 from adapter.naming.rules import CompiledConfig, MetricRule
 from adapter.naming.series_filter import SeriesFilter
+from adapter.prometheus.backends import (
+    DEFAULT_SERVER,
+    ServerClients,
+    build_clients,
+    client_for_rule,
+    server_url,
+)
 from adapter.prometheus.client import PrometheusClient, PrometheusConfig, PrometheusError
 from adapter.prometheus.results import QueryResult
 from adapter.prometheus.transport import display_url
@@ -59,6 +68,7 @@ __all__ = [
     "PrometheusUnreachableError",
     "RecordingClient",
     "captured_provider_logs",
+    "client_for_rule",
     "discover",
     "explain",
     "live_report",
@@ -94,8 +104,9 @@ class LiveOptions:
 class PrometheusUnreachableError(Exception):
     """Prometheus could not be asked at all (connection, TLS, timeout, or every query failed)."""
 
-    def __init__(self, url: str, error: object) -> None:
-        super().__init__(f"cannot reach Prometheus at {url}: {error}")
+    def __init__(self, url: str, error: object, server: str = DEFAULT_SERVER) -> None:
+        named = "" if server == DEFAULT_SERVER else f"server {server!r} "
+        super().__init__(f"cannot reach Prometheus {named}at {url}: {error}")
 
 
 def _format_value(value: float) -> str:
@@ -118,7 +129,11 @@ def _samples(result: QueryResult) -> list[dict[str, Any]]:
 
 
 async def _list_series(
-    client: PrometheusClient, url: str, queries: Sequence[str], start: float
+    client: PrometheusClient,
+    url: str,
+    queries: Sequence[str],
+    start: float,
+    server: str = DEFAULT_SERVER,
 ) -> dict[str, list[dict[str, str]] | PrometheusError]:
     """Each distinct seriesQuery once, in parallel, as a relist does."""
     if not queries:
@@ -126,7 +141,7 @@ async def _list_series(
         try:
             await client.query("1")
         except PrometheusError as exc:
-            raise PrometheusUnreachableError(url, exc) from None
+            raise PrometheusUnreachableError(url, exc, server) from None
         return {}
     results = await asyncio.gather(
         *(client.series([q], start=start) for q in queries), return_exceptions=True
@@ -136,7 +151,7 @@ async def _list_series(
         if isinstance(result, PrometheusError):
             # No HTTP answer at all is an unreachable Prometheus, not a bad seriesQuery.
             if result.status is None:
-                raise PrometheusUnreachableError(url, result)
+                raise PrometheusUnreachableError(url, result, server)
             listed[query] = result
         elif isinstance(result, BaseException):
             raise result
@@ -144,7 +159,7 @@ async def _list_series(
             listed[query] = result
     errors = [r for r in listed.values() if isinstance(r, PrometheusError)]
     if len(errors) == len(queries):
-        raise PrometheusUnreachableError(url, errors[0])
+        raise PrometheusUnreachableError(url, errors[0], server)
     return listed
 
 
@@ -236,10 +251,14 @@ def _surprising(rule: MetricRule, shapes: Sequence[SeriesShape]) -> list[dict[st
 
 
 def _rule_live(
-    rule: MetricRule, listed: Mapping[str, list[dict[str, str]] | PrometheusError]
+    rule: MetricRule,
+    listed: Mapping[SeriesKey, list[dict[str, str]] | PrometheusError],
+    named: bool = False,
 ) -> dict[str, Any]:
     report: dict[str, Any] = {"path": rule.path, "seriesQuery": rule.series_query}
-    found = listed.get(rule.series_query)
+    if named:  # the config names backends: say which one each rule uses
+        report["prometheusServer"] = rule.prometheus_server
+    found = listed.get(series_key(rule))
     if isinstance(found, PrometheusError) or found is None:
         report["error"] = str(found) if found is not None else "not listed"
         report.update(series=None, filters=None, metrics=[], surprising=[])
@@ -266,24 +285,34 @@ def _rule_live(
 
 def _collisions(
     compiled: CompiledConfig,
-    shapes: Mapping[str, Sequence[SeriesShape]],
+    shapes: Mapping[SeriesKey, Sequence[SeriesShape]],
     registry: MetricRegistry,
 ) -> list[dict[str, Any]]:
-    """Metrics that more than one (rule, series) defines; the registry keeps the last."""
+    """Metrics that more than one (rule, series) defines; the registry keeps the last. When
+    the config names backends, each producer and the winner name theirs."""
+    named = bool(compiled.config.prometheus_servers)
     producers: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    rule_of: dict[str, MetricRule] = {}
 
     def produced(api: str, key: str, rule: MetricRule, series: str) -> None:
         entries = producers.setdefault((api, key), [])
+        rule_of[rule.path] = rule
         if (rule.path, series) not in entries:
             entries.append((rule.path, series))
 
+    def entry(path: str, series: str) -> dict[str, str]:
+        found: dict[str, str] = {"rule": path, "series": series}
+        if named:
+            found["prometheusServer"] = rule_of[path].prometheus_server
+        return found
+
     for rule in compiled.rules:
-        for shape, metric in _named(rule, shapes.get(rule.series_query, ())):
+        for shape, metric in _named(rule, shapes.get(series_key(rule), ())):
             for resource in rule.converter.resources_for_series(sorted(shape.labels)):
                 info = CustomMetricInfo(resource, rule.converter.is_namespaced(resource), metric)
                 produced("custom", str(info), rule, shape.name)
     for rule in compiled.external_rules:
-        for shape, metric in _named(rule, shapes.get(rule.series_query, ())):
+        for shape, metric in _named(rule, shapes.get(series_key(rule), ())):
             produced("external", metric, rule, shape.name)
     winners = {("custom", str(k)): v for k, v in registry.custom.items()}
     winners.update({("external", k): v for k, v in registry.external.items()})
@@ -293,12 +322,13 @@ def _collisions(
             continue
         winner = winners[(api, key)]
         rules = {path for path, _ in entries}
+        rule_of[winner.rule.path] = winner.rule
         out.append(
             {
                 "api": api,
                 "metric": key,
-                "producers": [{"rule": p, "series": s} for p, s in entries],
-                "winner": {"rule": winner.rule.path, "series": winner.series_name},
+                "producers": [entry(p, s) for p, s in entries],
+                "winner": entry(winner.rule.path, winner.series_name),
                 "between": "rules" if len(rules) > 1 else "series of one rule",
             }
         )
@@ -324,31 +354,76 @@ def live_warnings(rules: Sequence[dict[str, Any]], window: str) -> list[str]:
     return warnings
 
 
-def _query_entry(query: str, found: list[dict[str, str]] | PrometheusError) -> dict[str, Any]:
+def _query_entry(
+    key: SeriesKey, found: list[dict[str, str]] | PrometheusError, named: bool = False
+) -> dict[str, Any]:
+    query = key[1] if isinstance(key, tuple) else key
+    entry: dict[str, Any] = {"seriesQuery": query}
+    if named:
+        entry["prometheusServer"] = key[0] if isinstance(key, tuple) else DEFAULT_SERVER
     if isinstance(found, PrometheusError):
-        return {"seriesQuery": query, "series": None, "error": str(found)}
-    return {"seriesQuery": query, "series": len(found), "error": None}
+        return {**entry, "series": None, "error": str(found)}
+    return {**entry, "series": len(found), "error": None}
+
+
+async def _list_every_backend(
+    keys: Sequence[SeriesKey],
+    client: PrometheusClient,
+    url: str,
+    servers: Mapping[str, tuple[PrometheusClient, str]],
+    start: float,
+) -> dict[SeriesKey, list[dict[str, str]] | PrometheusError]:
+    """Each backend's series queries on it, the backends in parallel: the command line's
+    always (it was asked for), each named one that a rule uses."""
+    by_server: dict[str, list[str]] = {DEFAULT_SERVER: []}
+    for key in keys:
+        name, query = key if isinstance(key, tuple) else (DEFAULT_SERVER, key)
+        by_server.setdefault(name, []).append(query)
+    names = list(by_server)
+    listings = await asyncio.gather(
+        *(
+            _list_series(
+                *((client, url) if name == DEFAULT_SERVER else servers[name]),
+                by_server[name],
+                start,
+                name,
+            )
+            for name in names
+        )
+    )
+    listed: dict[SeriesKey, list[dict[str, str]] | PrometheusError] = {}
+    for name, found in zip(names, listings, strict=True):
+        for query, result in found.items():
+            listed[query if name == DEFAULT_SERVER else (name, query)] = result
+    return listed
 
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """What a relist finds: each seriesQuery's answer, the series shapes, the registry."""
+    """What a relist finds: each series key's answer, the series shapes, the registry."""
 
-    queries: list[str]
-    listed: dict[str, list[dict[str, str]] | PrometheusError]
-    shapes: dict[str, list[SeriesShape]]
+    keys: list[SeriesKey]
+    listed: dict[SeriesKey, list[dict[str, str]] | PrometheusError]
+    shapes: dict[SeriesKey, list[SeriesShape]]
     registry: MetricRegistry
 
 
 async def discover(
-    compiled: CompiledConfig, client: PrometheusClient, url: str, options: LiveOptions
+    compiled: CompiledConfig,
+    client: PrometheusClient,
+    url: str,
+    options: LiveOptions,
+    *,
+    servers: Mapping[str, tuple[PrometheusClient, str]] | None = None,
 ) -> Discovery:
-    """List every rule's series as a relist does (raises PrometheusUnreachableError)."""
+    """List every rule's series as a relist does, each on its backend (raises
+    PrometheusUnreachableError). `client` (at `url`) is the command-line backend's;
+    `servers` holds the client and shown URL of each `prometheusServers` entry, by name."""
     rules = (*compiled.rules, *compiled.external_rules)
-    queries = list(dict.fromkeys(r.series_query for r in rules))
+    keys = list(dict.fromkeys(series_key(r) for r in rules))
     start = options.clock() - options.max_age
-    listed = await _list_series(client, url, queries, start)
-    shapes = {
+    listed = await _list_every_backend(keys, client, url, servers or {}, start)
+    shapes: dict[SeriesKey, list[SeriesShape]] = {
         q: sorted(
             {SeriesShape.from_labels(labels) for labels in found},
             key=lambda s: (s.name, sorted(s.labels)),
@@ -357,27 +432,36 @@ async def discover(
         if not isinstance(found, PrometheusError)
     }
     registry = build_registry(compiled.rules, compiled.external_rules, shapes)
-    return Discovery(queries, listed, shapes, registry)
+    return Discovery(keys, listed, shapes, registry)
 
 
 def rules_live(compiled: CompiledConfig, found: Discovery) -> list[dict[str, Any]]:
     """_rule_live for every rule, custom then external."""
-    return [_rule_live(r, found.listed) for r in (*compiled.rules, *compiled.external_rules)]
+    named = bool(compiled.config.prometheus_servers)
+    return [_rule_live(r, found.listed, named) for r in (*compiled.rules, *compiled.external_rules)]
 
 
 async def live_report(
-    compiled: CompiledConfig, client: PrometheusClient, url: str, options: LiveOptions
+    compiled: CompiledConfig,
+    client: PrometheusClient,
+    url: str,
+    options: LiveOptions,
+    *,
+    servers: Mapping[str, tuple[PrometheusClient, str]] | None = None,
 ) -> dict[str, Any]:
-    """The live part of the report for one config (raises PrometheusUnreachableError)."""
-    found = await discover(compiled, client, url, options)
+    """The live part of the report for one config (raises PrometheusUnreachableError); the
+    backends as for `discover`."""
+    servers = servers or {}
+    named = bool(compiled.config.prometheus_servers)
+    found = await discover(compiled, client, url, options, servers=servers)
     registry = found.registry
-    custom = [_rule_live(r, found.listed) for r in compiled.rules]
-    external = [_rule_live(r, found.listed) for r in compiled.external_rules]
+    custom = [_rule_live(r, found.listed, named) for r in compiled.rules]
+    external = [_rule_live(r, found.listed, named) for r in compiled.external_rules]
     window = format_go_duration(options.max_age)
     report: dict[str, Any] = {
         "prometheus": url,
         "maxAge": window,
-        "queries": [_query_entry(q, found.listed[q]) for q in found.queries],
+        "queries": [_query_entry(k, found.listed[k], named) for k in found.keys],
         "rules": custom,
         "externalRules": external,
         "advertised": {
@@ -388,33 +472,65 @@ async def live_report(
         "warnings": live_warnings([*custom, *external], window),
         "explain": None,
     }
+    if named:
+        report["prometheusServers"] = {
+            DEFAULT_SERVER: url,
+            **{name: shown for name, (_, shown) in servers.items()},
+        }
     if options.explain is not None:
-        report["explain"] = await explain(options.explain, registry, client, options)
+        clients = {name: found for name, (found, _) in servers.items()}
+        report["explain"] = await explain(
+            options.explain, registry, client, options, servers=clients
+        )
     return report
 
 
 async def run_live(
     configs: Sequence[CompiledConfig], prometheus: PrometheusConfig, options: LiveOptions
 ) -> list[dict[str, Any]]:
-    """One Prometheus client for the run; a live report per config."""
+    """One Prometheus client for the run (the command line's), and for each config one per
+    `prometheusServers` entry (raises ConfigError when one cannot be made); a live report per
+    config."""
     url = display_url(URL(prometheus.url))
     async with PrometheusClient(prometheus) as client:
-        return [await live_report(c, client, url, options) for c in configs]
+        reports = []
+        for compiled in configs:
+            named: ServerClients = {}
+            try:
+                named, _ = await build_clients(
+                    compiled.config.prometheus_servers, prometheus, file=compiled.file
+                )
+                servers = {
+                    name: (found, server_url(server.url)) for name, (server, found) in named.items()
+                }
+                reports.append(await live_report(compiled, client, url, options, servers=servers))
+            finally:
+                for _, found in named.values():
+                    await found.close()
+        return reports
 
 
 # --- explain ------------------------------------------------------------------------------
 
 
 class RecordingClient:
-    """The server's Prometheus calls, recorded on the way through."""
+    """The server's Prometheus calls, recorded on the way through. The clients of named
+    backends (`server`) share the lists of the command line's (`into`) and name themselves
+    in each entry."""
 
-    def __init__(self, client: PrometheusClient) -> None:
+    def __init__(
+        self, client: PrometheusClient, into: "RecordingClient | None" = None, server: str = ""
+    ) -> None:
         self._client = client
-        self.queries: list[dict[str, Any]] = []
-        self.listings: list[dict[str, Any]] = []
+        self._server = server
+        self.queries: list[dict[str, Any]] = into.queries if into is not None else []
+        self.listings: list[dict[str, Any]] = into.listings if into is not None else []
+
+    def _entry(self, **fields: Any) -> dict[str, Any]:
+        return {**fields, "prometheusServer": self._server} if self._server else fields
 
     async def query(self, query: str, time: float | None = None) -> QueryResult:
-        entry: dict[str, Any] = {"promql": query}
+        entry = self._entry(promql=query)
         self.queries.append(entry)
         try:
             result = await self._client.query(query, time)
@@ -428,7 +544,7 @@ class RecordingClient:
     async def series(
         self, matches: Sequence[str], start: float | None = None, end: float | None = None
     ) -> list[dict[str, str]]:
-        entry: dict[str, Any] = {"match": list(matches)}
+        entry = self._entry(match=list(matches))
         self.listings.append(entry)
         try:
             found = await self._client.series(matches, start, end)
@@ -528,12 +644,17 @@ async def explain(
     *,
     objects: ObjectLister | None = None,
     mapper: RESTMapper | None = None,
+    servers: Mapping[str, PrometheusClient] | None = None,
 ) -> dict[str, Any]:
     """Run one request through the server's providers and record every step. Without
     `objects`, `*` requests list objects from the series (no-cluster mode); without `mapper`,
-    resources resolve through the built-in table."""
+    resources resolve through the built-in table; `servers` are the named backends' clients,
+    by name, for rules that name one."""
     mapper = mapper or StaticRESTMapper(BUILTIN_RESOURCES)
     recording = RecordingClient(client)
+    named = {
+        name: RecordingClient(found, recording, name) for name, found in (servers or {}).items()
+    }
     if req.external:
         resource, metric = NAMESPACES, req.target
         # The external API's only selector is labelSelector; accept either flag for it.
@@ -577,10 +698,12 @@ async def explain(
             series=found.series_name,
             metricsQuery=found.rule.query.template.source,
         )
+        if servers:
+            report["prometheusServer"] = found.rule.prometheus_server
     with captured_provider_logs() as log:
         try:
             report["response"] = await _serve(
-                req, resource, metric, registry, recording, options, objects, mapper
+                req, resource, metric, registry, recording, options, objects, mapper, named
             )
         except APIError as exc:
             report["status"] = exc.code
@@ -600,18 +723,23 @@ async def _serve(
     options: LiveOptions,
     objects: ObjectLister | None,
     mapper: RESTMapper,
+    named: Mapping[str, RecordingClient] | None = None,
 ) -> dict[str, Any]:
     """What the server's handler does with the request; raises APIError like it."""
     selector = parse_selector_param(req.selector, "labelSelector", promql=req.external)
     if req.external:
-        external = ExternalMetricsProvider(lambda: registry, recording)
+        external = ExternalMetricsProvider(lambda: registry, recording, servers=named)
         return external_metric_list(
             await external.get_external_metric(req.namespace, metric, selector)
         )
     metric_selector = parse_selector_param(req.metric_selector, "metricLabelSelector", promql=True)
     if objects is None:
-        objects = PrometheusObjectLister(recording, options.max_age, clock=options.clock)
-    provider = CustomMetricsProvider(lambda: registry, recording, objects, mapper, options.clock)
+        objects = PrometheusObjectLister(
+            recording, options.max_age, clock=options.clock, servers=named
+        )
+    provider = CustomMetricsProvider(
+        lambda: registry, recording, objects, mapper, options.clock, servers=named
+    )
     if req.name and req.name != "*":
         values = [
             await provider.get_metric_by_name(

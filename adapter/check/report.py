@@ -22,6 +22,7 @@ from adapter.check.live import (
     run_live,
 )
 from adapter.config.errors import ConfigError, ConfigIssue
+from adapter.config.schema import PrometheusServer
 from adapter.flagparse import parse_value
 from adapter.golang.duration import format_go_duration
 from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, NoResourceMatchError
@@ -29,14 +30,17 @@ from adapter.naming.errors import NamingError
 from adapter.naming.resource_converter import ResourceConverter
 from adapter.naming.rules import CompiledConfig, MetricRule, ResourceQuery, load_rules
 from adapter.options import FLAGS, prometheus_config
+from adapter.prometheus.backends import server_url
 from adapter.prometheus.config import PrometheusConfigError
 from adapter.providers.shared_queries import sharing_problem
+from adapter.redaction import REDACTED, header_forms
 
 __all__ = ["add_live_flags", "check_config_main", "config_report", "render_text"]
 
 EXAMPLE_SERIES = "<series>"
 EXAMPLE_NAMESPACE = "default"
 _EMPTY = "(empty)"  # shown for an empty template or label; a warning says what follows
+_SERVER_FILES = ("tokenFile", "caFile", "clientCertFile", "clientKeyFile")
 
 
 def _issue(issue: ConfigIssue) -> dict[str, Any]:
@@ -152,7 +156,27 @@ def _external_example(rule: MetricRule) -> dict[str, Any]:
     return {"namespace": EXAMPLE_NAMESPACE, "query": query}
 
 
-def _rule_report(rule: MetricRule) -> dict[str, Any]:
+def _server_report(server: PrometheusServer) -> dict[str, Any]:
+    """A `prometheusServers` entry as the report shows it: credentials in headers (by the
+    header's name) are redacted; files are shown by path."""
+    return {
+        "name": server.name,
+        "url": server_url(server.url),
+        "verb": server.verb or None,  # None: --prometheus-verb
+        "timeout": None
+        if server.timeout_seconds is None
+        else format_go_duration(server.timeout_seconds),
+        "headers": {
+            key: REDACTED if header_forms(key, value) else value for key, value in server.headers
+        },
+        "tokenFile": server.token_file or None,
+        "caFile": server.ca_file or None,
+        "clientCertFile": server.client_cert_file or None,
+        "clientKeyFile": server.client_key_file or None,
+    }
+
+
+def _rule_report(rule: MetricRule, named: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {
         "path": rule.path,
         "seriesQuery": rule.series_query,
@@ -164,6 +188,8 @@ def _rule_report(rule: MetricRule) -> dict[str, Any]:
         },
         "metricsQuery": rule.query.template.source,
     }
+    if named:  # the config names backends: say which one each rule uses
+        report["prometheusServer"] = rule.prometheus_server
     if rule.source.name.matches:
         report["filters"][-1] += " (from name.matches)"
     if rule.kind == "rules":
@@ -203,6 +229,8 @@ def _resource_query_report(name: str, rule: ResourceQuery) -> dict[str, Any]:
 
 
 def config_report(compiled: CompiledConfig) -> dict[str, Any]:
+    # Only a config that names backends (not in the Go adapter) gets their fields.
+    named = bool(compiled.config.prometheus_servers)
     resource_rules = None
     if compiled.resource_rules is not None:
         rr = compiled.resource_rules
@@ -211,15 +239,22 @@ def config_report(compiled: CompiledConfig) -> dict[str, Any]:
             "cpu": _resource_query_report("cpu", rr.cpu),
             "memory": _resource_query_report("memory", rr.memory),
         }
-    return {
+        if named:
+            resource_rules["prometheusServer"] = rr.prometheus_server
+    report = {
         "file": compiled.file,
         "valid": True,
-        "rules": [_rule_report(r) for r in compiled.rules],
-        "externalRules": [_rule_report(r) for r in compiled.external_rules],
+        "rules": [_rule_report(r, named) for r in compiled.rules],
+        "externalRules": [_rule_report(r, named) for r in compiled.external_rules],
         "resourceRules": resource_rules,
         "warnings": [_issue(w) for w in compiled.warnings],
         "errors": [],
     }
+    if named:
+        report["prometheusServers"] = [
+            _server_report(s) for s in compiled.config.prometheus_servers
+        ]
+    return report
 
 
 def _error_report(error: ConfigError) -> dict[str, Any]:
@@ -259,8 +294,23 @@ def _describe(entry: dict[str, Any]) -> str:
     return f"{entry['resource']} ({kind}{scope})"
 
 
+def _render_servers(servers: list[dict[str, Any]], out: list[str]) -> None:
+    out.append("prometheusServers (rules without prometheusServer use --prometheus-url):")
+    for server in servers:
+        details = [
+            f"verb {server['verb'] or '(--prometheus-verb)'}",
+            f"timeout {server['timeout'] or '(--prometheus-timeout)'}",
+        ]
+        details += [f"header {k}: {v}" for k, v in server["headers"].items()]
+        details += [f"{key} {server[key]}" for key in _SERVER_FILES if server[key]]
+        out.append(f"  {server['name']}  {server['url']}")
+        out.append(f"    {', '.join(details)}")
+
+
 def _render_rule(rule: dict[str, Any], out: list[str]) -> None:
     out.append(f"  {rule['path']}")
+    if "prometheusServer" in rule:
+        out.append(f"    backend      {rule['prometheusServer']}")
     out += _block("    seriesQuery  ", rule["seriesQuery"])
     for f in rule["filters"]:
         out.append(f"    filter       {f}")
@@ -299,7 +349,8 @@ def _series_text(labels: dict[str, str]) -> str:
 
 
 def _render_live_rule(rule: dict[str, Any], out: list[str]) -> None:
-    out += _block(f"  {rule['path']}  ", rule["seriesQuery"])
+    on = f"  on {rule['prometheusServer']}" if "prometheusServer" in rule else ""
+    out += _block(f"  {rule['path']}  ", rule["seriesQuery"].strip() + on)
     if rule.get("error"):
         out.append(f"    error        {rule['error']}")
         return
@@ -339,15 +390,18 @@ def _render_live_rule(rule: dict[str, Any], out: list[str]) -> None:
 def _render_explain(ex: dict[str, Any], out: list[str]) -> None:
     out.append(f"explain  GET {ex['path']}")
     if ex["rule"]:
-        out.append(f"  rule         {ex['rule']} (series {ex['series']})")
+        on = f" on {ex['prometheusServer']}" if "prometheusServer" in ex else ""
+        out.append(f"  rule         {ex['rule']} (series {ex['series']}){on}")
         out += _block("  metricsQuery ", ex["metricsQuery"])
     else:
         out.append("  rule         (none: no rule defines this metric)")
     for listing in ex["objects"]:
         found = listing.get("error") or f"{listing.get('series', 0)} series"
-        out.append(f"  objects      {' '.join(listing['match'])} -> {found}")
+        on = f" (on {listing['prometheusServer']})" if "prometheusServer" in listing else ""
+        out.append(f"  objects      {' '.join(listing['match'])}{on} -> {found}")
     for query in ex["queries"]:
-        out += _block("  PromQL       ", query["promql"])
+        on = f" (on {query['prometheusServer']})" if "prometheusServer" in query else ""
+        out += _block("  PromQL       ", query["promql"].strip() + on)
         if "error" in query:
             out.append(f"  result       error: {query['error']}")
             continue
@@ -376,8 +430,15 @@ def _render_rule_sections(
                 render_rule(rule, out)
 
 
+def _producer(entry: dict[str, str]) -> str:
+    on = f" on {entry['prometheusServer']}" if "prometheusServer" in entry else ""
+    return f"{entry['rule']} ({entry['series']}){on}"
+
+
 def _render_live(live: dict[str, Any], out: list[str]) -> None:
     out.append(f"live: {live['prometheus']}, series of the last {live['maxAge']}")
+    for name, url in live.get("prometheusServers", {}).items():
+        out.append(f"  backend {name}: {url}")
     _render_rule_sections(live, _render_live_rule, out)
     advertised = live["advertised"]
     out.append(
@@ -385,11 +446,10 @@ def _render_live(live: dict[str, Any], out: list[str]) -> None:
         f"{len(advertised['external'])} external metrics"
     )
     for c in live["collisions"]:
-        who = ", ".join(f"{p['rule']} ({p['series']})" for p in c["producers"])
-        win = c["winner"]
+        who = ", ".join(_producer(p) for p in c["producers"])
         out.append(
             f"collision: {c['api']} {c['metric']} defined by {who}; "
-            f"{win['rule']} ({win['series']}) wins, as in Go the last one does"
+            f"{_producer(c['winner'])} wins, as in Go the last one does"
         )
     out += [f"warning: {w}" for w in live["warnings"]]
     if live["explain"] is not None:
@@ -414,9 +474,13 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"warning: {_issue_line(file, warning)}")
         _render_live(report["live"], lines)
         return "\n".join(lines) + "\n"
+    if "prometheusServers" in report:
+        _render_servers(report["prometheusServers"], lines)
     _render_rule_sections(report, _render_rule, lines)
     if rr:
         lines.append(f"resourceRules (metrics.k8s.io), window {rr['window']}:")
+        if "prometheusServer" in rr:
+            lines.append(f"  backend {rr['prometheusServer']}")
         for key in ("cpu", "memory"):
             q = rr[key]
             lines.append(f"  {key}  containerLabel {q['containerLabel'] or _EMPTY}")
@@ -560,6 +624,9 @@ def _add_live(
                 LiveOptions(max_age=max_age, explain=explain),
             )
         )
+    except ConfigError as exc:  # a prometheusServers entry whose client cannot be made
+        stderr.write(f"error: {exc.describe()}\n")
+        return False
     except (PrometheusConfigError, PrometheusUnreachableError) as exc:
         stderr.write(f"error: {exc}\n")
         return False

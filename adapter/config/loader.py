@@ -39,6 +39,7 @@ from yaml.events import (
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import Resolver
+from yarl import URL
 
 from adapter.config.errors import IssueList
 from adapter.config.schema import (
@@ -47,14 +48,28 @@ from adapter.config.schema import (
     GroupResourceRef,
     LabelValueReplacement,
     NameMapping,
+    PrometheusServer,
     RegexFilter,
     ResourceMapping,
     ResourceRule,
     ResourceRules,
 )
-from adapter.golang.duration import DurationError, parse_prometheus_duration
+from adapter.golang.duration import DurationError, parse_go_duration, parse_prometheus_duration
+from adapter.prometheus.config import (
+    DEFAULT_SERVER,
+    PrometheusConfigError,
+    canonical_header_key,
+    check_header,
+)
+from adapter.prometheus.transport import display_url
 
-__all__ = ["decode_config", "parse_config_text", "read_config_file", "read_first_document"]
+__all__ = [
+    "DEFAULT_SERVER",
+    "decode_config",
+    "parse_config_text",
+    "read_config_file",
+    "read_first_document",
+]
 
 T = TypeVar("T")
 Decoder = Callable[[Node, str, IssueList], T]
@@ -349,6 +364,7 @@ def _decode_discovery_rule(node: Node, path: str, issues: IssueList) -> Discover
             "name": _decode_name,
             "metricsQuery": _decode_str,
             "labelValueReplacements": _decode_list(_decode_replacement),
+            "prometheusServer": _decode_str,
         },
     )
     return DiscoveryRule(
@@ -358,6 +374,7 @@ def _decode_discovery_rule(node: Node, path: str, issues: IssueList) -> Discover
         name=v.get("name", NameMapping()),
         metrics_query=v.get("metricsQuery", ""),
         label_value_replacements=v.get("labelValueReplacements", ()),
+        prometheus_server=v.get("prometheusServer", ""),
     )
 
 
@@ -390,13 +407,167 @@ def _decode_resource_rules(node: Node, path: str, issues: IssueList) -> Resource
             "cpu": _decode_resource_rule,
             "memory": _decode_resource_rule,
             "window": _decode_duration,
+            "prometheusServer": _decode_str,
         },
     )
     return ResourceRules(
         cpu=v.get("cpu", ResourceRule()),
         memory=v.get("memory", ResourceRule()),
         window_seconds=v.get("window", 0.0),
+        prometheus_server=v.get("prometheusServer", ""),
     )
+
+
+# --- prometheusServers (not in the Go adapter) ----------------------------------------------
+
+_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_SERVER_FIELDS = "prometheusServers"
+
+
+def _decode_headers(node: Node, path: str, issues: IssueList) -> tuple[tuple[str, str], ...]:
+    """A mapping of header names to values, checked as `--prometheus-header` is (names are
+    canonicalised; a repeated name is an error). Values are never quoted in errors."""
+    headers: dict[str, tuple[str, str]] = {}  # by lower-case name: (canonical name, value)
+    for key, key_node, value_node in _mapping_items(node, path, issues):
+        where = _join(path, key)
+        _record_line(issues, where, value_node)
+        value = _decode_str(value_node, where, issues)
+        try:
+            check_header(key, value, what="header")
+        except PrometheusConfigError as exc:
+            issues.add(where, str(exc), _line(key_node))
+            continue
+        canonical = canonical_header_key(key)
+        if canonical.lower() in headers:
+            issues.add(where, f"the header {canonical} is set twice", _line(key_node))
+            continue
+        headers[canonical.lower()] = (canonical, value.strip(" \t"))
+    return tuple(headers.values())
+
+
+def _decode_go_duration(node: Node, path: str, issues: IssueList) -> float | None:
+    text = _decode_str(node, path, issues)
+    if not text:
+        return None
+    try:
+        seconds = parse_go_duration(text)
+    except DurationError as exc:
+        issues.add(path, str(exc), _line(node))
+        return None
+    if seconds < 0.001:
+        issues.add(path, f"{text!r} is too short: a timeout must be at least 1ms", _line(node))
+        return None
+    return seconds
+
+
+def _check_server_url(text: str, path: str, issues: IssueList) -> None:
+    try:
+        url = URL(text)
+    except (ValueError, TypeError) as exc:
+        issues.add(path, f"is not a URL: {exc}")
+        return
+    if url.scheme not in ("http", "https") or not url.host:
+        shown = display_url(url) if url.is_absolute() else "the URL"
+        issues.add(path, f"{shown} needs the scheme http:// or https:// and a host")
+
+
+def _decode_server(node: Node, path: str, issues: IssueList) -> PrometheusServer:
+    v = _decode_fields(
+        node,
+        path,
+        issues,
+        {
+            "name": _decode_str,
+            "url": _decode_str,
+            "headers": _decode_headers,
+            "tokenFile": _decode_str,
+            "caFile": _decode_str,
+            "clientCertFile": _decode_str,
+            "clientKeyFile": _decode_str,
+            "verb": _decode_str,
+            "timeout": _decode_go_duration,
+        },
+    )
+    name, url, verb = v.get("name", ""), v.get("url", ""), v.get("verb", "")
+    if not name:
+        issues.add(path, "name is required", _line(node))
+    elif name == DEFAULT_SERVER:
+        issues.add(
+            _join(path, "name"),
+            f"{DEFAULT_SERVER!r} is the name of the command-line backend (--prometheus-url); "
+            "choose another",
+        )
+    elif not _SERVER_NAME.fullmatch(name):
+        issues.add(
+            _join(path, "name"),
+            f"{name!r} is not a valid name: up to 63 letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit",
+        )
+    if not url:
+        issues.add(path, "url is required", _line(node))
+    else:
+        _check_server_url(url, _join(path, "url"), issues)
+    if verb and verb not in ("GET", "POST"):
+        issues.add(
+            _join(path, "verb"),
+            f'unsupported Prometheus HTTP verb "{verb}"; supported verbs: "GET" and "POST"',
+        )
+    return PrometheusServer(
+        name=name,
+        url=url,
+        headers=v.get("headers", ()),
+        token_file=v.get("tokenFile", ""),
+        ca_file=v.get("caFile", ""),
+        client_cert_file=v.get("clientCertFile", ""),
+        client_key_file=v.get("clientKeyFile", ""),
+        verb=verb,
+        timeout_seconds=v.get("timeout"),
+        line=_line(node),
+    )
+
+
+def _check_server_references(config: AdapterConfig, issues: IssueList) -> None:
+    """Every `prometheusServer` names an entry (or the command line's); names are unique;
+    an entry no rule names is a warning."""
+    defined: dict[str, int] = {}
+    for index, server in enumerate(config.prometheus_servers):
+        if not server.name or server.name == DEFAULT_SERVER:
+            continue  # reported by _decode_server
+        if server.name in defined:
+            first = issues.line_of(f"{_SERVER_FIELDS}[{defined[server.name]}]")
+            at = f" (first defined at line {first})" if first is not None else ""
+            issues.add(f"{_SERVER_FIELDS}[{index}].name", f"duplicate name {server.name!r}{at}")
+        else:
+            defined[server.name] = index
+    used: set[str] = set()
+    references = [
+        (f"{kind}[{i}].prometheusServer", rule.prometheus_server)
+        for kind, rules in (("rules", config.rules), ("externalRules", config.external_rules))
+        for i, rule in enumerate(rules)
+    ]
+    if config.resource_rules is not None:
+        references.append(
+            ("resourceRules.prometheusServer", config.resource_rules.prometheus_server)
+        )
+    for path, name in references:
+        if not name or name == DEFAULT_SERVER:
+            continue
+        used.add(name)
+        if name not in defined:
+            known = ", ".join(repr(n) for n in defined) or "none"
+            hint = difflib.get_close_matches(name, defined, n=1)
+            suggestion = f"did you mean {hint[0]!r}? " if hint else ""
+            issues.add(
+                path,
+                f"unknown Prometheus server {name!r} ({suggestion}defined in prometheusServers: "
+                f"{known}; leave it out for the command-line backend)",
+            )
+    for name, index in defined.items():
+        if name not in used:
+            issues.warn(
+                f"{_SERVER_FIELDS}[{index}]",
+                f"no rule names the Prometheus server {name!r}, so it is never asked",
+            )
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -431,6 +602,7 @@ _GO_DISCOVERY_RULE = _go_struct(
     name=_go_struct(matches=_GO_STRING, **{"as": _GO_STRING}),
     metricsQuery=_GO_STRING,
     labelValueReplacements=_go_list(_go_struct(find=_GO_STRING, replace=_GO_STRING)),
+    prometheusServer=_GO_STRING,  # ours: Go rejects it, but it is decoded here
 )
 _GO_RESOURCE_RULE = _go_struct(
     containerQuery=_GO_STRING,
@@ -443,7 +615,25 @@ _GO_CONFIG = _go_struct(
     externalRules=_go_list(_GO_DISCOVERY_RULE),
     # model.Duration decodes its node a second time, as a string (its UnmarshalYAML).
     resourceRules=_go_struct(
-        cpu=_GO_RESOURCE_RULE, memory=_GO_RESOURCE_RULE, window=_GoType("duration")
+        cpu=_GO_RESOURCE_RULE,
+        memory=_GO_RESOURCE_RULE,
+        window=_GoType("duration"),
+        prometheusServer=_GO_STRING,
+    ),
+    # Ours (the Go adapter rejects it); walked as the fields decoded here, so that its
+    # aliases count as the others do.
+    prometheusServers=_go_list(
+        _go_struct(
+            name=_GO_STRING,
+            url=_GO_STRING,
+            headers=_GoType("map", elem=_GO_STRING),
+            tokenFile=_GO_STRING,
+            caFile=_GO_STRING,
+            clientCertFile=_GO_STRING,
+            clientKeyFile=_GO_STRING,
+            verb=_GO_STRING,
+            timeout=_GO_STRING,
+        )
     ),
 )
 
@@ -592,14 +782,18 @@ def decode_config(root: Node | None, issues: IssueList) -> AdapterConfig:
             "rules": _decode_list(_decode_discovery_rule),
             "externalRules": _decode_list(_decode_discovery_rule),
             "resourceRules": _decode_resource_rules,
+            "prometheusServers": _decode_list(_decode_server),
         },
     )
     has_resource_rules = "resourceRules" in v
-    return AdapterConfig(
+    config = AdapterConfig(
         rules=v.get("rules", ()),
         external_rules=v.get("externalRules", ()),
         resource_rules=v["resourceRules"] if has_resource_rules else None,
+        prometheus_servers=v.get("prometheusServers", ()),
     )
+    _check_server_references(config, issues)
+    return config
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ __all__ = [
     "GroupResourceRef",
     "LabelValueReplacement",
     "NameMapping",
+    "PrometheusServer",
     "RegexFilter",
     "ResourceMapping",
     "ResourceRule",
@@ -65,6 +66,8 @@ class DiscoveryRule:
     name: NameMapping = field(default_factory=NameMapping)
     metrics_query: str = ""  # `metricsQuery`
     label_value_replacements: tuple[LabelValueReplacement, ...] = ()  # `labelValueReplacements`
+    # Not in the Go adapter: the name of a `prometheusServers` entry; "" for the command line's.
+    prometheus_server: str = ""  # `prometheusServer`
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,31 @@ class ResourceRules:
     cpu: ResourceRule = field(default_factory=ResourceRule)
     memory: ResourceRule = field(default_factory=ResourceRule)
     window_seconds: float = 0.0  # `window`, a Prometheus duration
+    # Not in the Go adapter: the name of a `prometheusServers` entry; "" for the command line's.
+    prometheus_server: str = ""  # `prometheusServer`
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusServer:
+    """One entry of `prometheusServers` (not in the Go adapter): a named Prometheus backend
+    with its own connection settings, named like the `--prometheus-*` flags they stand for.
+
+    Credentials and TLS settings are the entry's own (never the command line's); `verb` and
+    `timeout` fall back to `--prometheus-verb` and `--prometheus-timeout` when unset ("" and
+    None). `line` is where the entry starts, for errors found after loading (an unreadable
+    CA file); it takes no part in comparisons, so a reload that only moves an entry keeps
+    its client."""
+
+    name: str = ""
+    url: str = ""
+    headers: tuple[tuple[str, str], ...] = ()  # canonical names, in file order
+    token_file: str = ""  # `tokenFile`
+    ca_file: str = ""  # `caFile`
+    client_cert_file: str = ""  # `clientCertFile`
+    client_key_file: str = ""  # `clientKeyFile`
+    verb: str = ""  # "GET" or "POST"; "" for --prometheus-verb
+    timeout_seconds: float | None = None  # `timeout`, a Go duration; None for --prometheus-timeout
+    line: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +116,5 @@ class AdapterConfig:
     external_rules: tuple[DiscoveryRule, ...] = ()  # `externalRules`
     # None when the key is absent: the Go adapter serves metrics.k8s.io only when it is present.
     resource_rules: ResourceRules | None = None  # `resourceRules`
+    # Not in the Go adapter (which rejects the key): named Prometheus backends.
+    prometheus_servers: tuple[PrometheusServer, ...] = ()  # `prometheusServers`

@@ -14,13 +14,17 @@ from dataclasses import dataclass, field
 from adapter.kube.rest_mapper import GroupResource
 from adapter.naming.errors import NamingError
 from adapter.naming.rules import MetricRule
+from adapter.prometheus.config import DEFAULT_SERVER
 
 __all__ = [
     "CustomMetricInfo",
     "MetricRegistry",
     "SeriesInfo",
+    "SeriesKey",
+    "SeriesListings",
     "SeriesShape",
     "build_registry",
+    "series_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,21 @@ class MetricRegistry:
         return len(self.custom) + len(self.external)
 
 
+SeriesKey = str | tuple[str, str]
+"""What one series listing is kept under: the seriesQuery for the command-line backend (as
+before named backends existed), (backend name, seriesQuery) for a `prometheusServers` one."""
+
+
+SeriesListings = Mapping[str, Iterable[SeriesShape]] | Mapping[SeriesKey, Iterable[SeriesShape]]
+"""The series each listing found, by series key (plain seriesQueries without named backends)."""
+
+
+def series_key(rule: MetricRule) -> SeriesKey:
+    """Where the series a rule names are found: its seriesQuery, on its backend."""
+    server = rule.prometheus_server
+    return rule.series_query if server == DEFAULT_SERVER else (server, rule.series_query)
+
+
 def _named_series(
     rule: MetricRule, shapes: Iterable[SeriesShape]
 ) -> Iterator[tuple[SeriesShape, str]]:
@@ -115,18 +134,20 @@ def _external_metrics(
 def build_registry(
     custom_rules: Iterable[MetricRule],
     external_rules: Iterable[MetricRule],
-    series_by_query: Mapping[str, Iterable[SeriesShape]],
+    series_by_query: SeriesListings,
 ) -> MetricRegistry:
-    """Build a snapshot from the series each distinct seriesQuery returned. Series are taken
-    in sorted order, so the winner of a collision does not depend on Prometheus' order."""
-    sorted_series = {
+    """Build a snapshot from the series each distinct seriesQuery returned (keyed by
+    `series_key`: a rule on a named backend takes the series of its own backend). Series are
+    taken in sorted order, so the winner of a collision does not depend on Prometheus' order;
+    across backends too, the last rule wins."""
+    sorted_series: dict[SeriesKey, list[SeriesShape]] = {
         query: sorted(shapes, key=lambda s: (s.name, sorted(s.labels)))
         for query, shapes in series_by_query.items()
     }
     custom: dict[CustomMetricInfo, SeriesInfo] = {}
     for rule in custom_rules:
-        _custom_metrics(rule, sorted_series.get(rule.series_query, ()), custom)
+        _custom_metrics(rule, sorted_series.get(series_key(rule), ()), custom)
     external: dict[str, SeriesInfo] = {}
     for rule in external_rules:
-        _external_metrics(rule, sorted_series.get(rule.series_query, ()), external)
+        _external_metrics(rule, sorted_series.get(series_key(rule), ()), external)
     return MetricRegistry(custom=custom, external=external)

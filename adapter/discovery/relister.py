@@ -14,14 +14,21 @@ import asyncio
 import logging
 import operator
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from adapter.discovery.label_names import LabelNamesLister, list_label_name_shapes, shapes_agree
-from adapter.discovery.registry import MetricRegistry, SeriesShape, build_registry
+from adapter.discovery.registry import (
+    MetricRegistry,
+    SeriesKey,
+    SeriesShape,
+    build_registry,
+    series_key,
+)
 from adapter.golang.duration import format_go_duration
 from adapter.naming.rules import MetricRule
+from adapter.prometheus.config import DEFAULT_SERVER
 from adapter.prometheus.errors import PrometheusError
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "Relister",
     "SeriesLister",
     "SeriesStreamer",
+    "key_server",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,15 +95,31 @@ class _ShapeFold:
 @dataclass(frozen=True, slots=True)
 class RelistResult:
     seconds: float
-    failures: dict[str, str]  # seriesQuery -> error message
+    failures: dict[SeriesKey, str]  # series key (see `series_key`) -> error message
     registry: MetricRegistry
     queries: int = 0
     kept: int = 0  # failed queries whose last good series were kept
     causes: dict[str, int] = field(default_factory=dict)  # error -> how many queries
+    # The backends this relist asked, by name (DEFAULT_SERVER for --prometheus-url).
+    servers: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    def failures_of(self, server: str) -> int:
+        """How many of the series queries sent to `server` failed."""
+        return sum(1 for key in self.failures if key_server(key) == server)
+
+
+def key_server(key: SeriesKey) -> str:
+    """The backend a series key is listed from."""
+    return key[0] if isinstance(key, tuple) else DEFAULT_SERVER
+
+
+def _key_text(key: SeriesKey) -> str:
+    """A series key for logs: the query, and the backend when it is a named one."""
+    return f"{key[1]!r} on Prometheus server {key[0]!r}" if isinstance(key, tuple) else repr(key)
 
 
 class RelistObserver(Protocol):
@@ -114,11 +138,26 @@ SERIES, LABEL_NAMES, AUTO = "series", "label-names", "auto"
 DISCOVERY_MODES = (AUTO, SERIES, LABEL_NAMES)
 
 
+@dataclass(slots=True)
+class _ServerDiscovery:
+    """One backend's lister and what AUTO mode learnt about it."""
+
+    lister: SeriesStreamer
+    # AUTO: None until a relist has compared the two ways, then whether label names agreed.
+    label_names_agree: bool | None = None
+    failed_checks: int = 0
+
+
 @dataclass
 class Relister:
     """`mode`: SERIES lists every series (streamed), as the Go adapter; LABEL_NAMES asks for
     metric names and their label names (see `label_names`); AUTO uses label names once a
-    first relist has shown them to agree with a series listing, and series otherwise."""
+    first relist has shown them to agree with a series listing, and series otherwise.
+
+    `lister` is the command-line backend's; `listers` the named backends' (`prometheusServers`,
+    not in the Go adapter), by name. Each backend is listed with its own rules' queries, and
+    each (backend, query) keeps its own last good series, so a failing backend keeps its last
+    discovery while the others stay fresh. AUTO decides per backend."""
 
     lister: SeriesStreamer
     custom_rules: Sequence[MetricRule]
@@ -131,10 +170,15 @@ class Relister:
     registry: MetricRegistry = field(default_factory=MetricRegistry)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     mode: str = SERIES
-    _shapes: dict[str, frozenset[SeriesShape]] = field(default_factory=dict)
-    # AUTO: None until a relist has compared the two ways, then whether label names agreed.
-    _label_names_agree: bool | None = None
-    _failed_checks: int = 0
+    listers: Mapping[str, SeriesStreamer] = field(default_factory=dict)
+    _shapes: dict[SeriesKey, frozenset[SeriesShape]] = field(default_factory=dict)
+    _servers: dict[str, _ServerDiscovery] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._servers = {
+            DEFAULT_SERVER: _ServerDiscovery(self.lister),
+            **{name: _ServerDiscovery(lister) for name, lister in self.listers.items()},
+        }
 
     @property
     def queries(self) -> list[str]:
@@ -143,74 +187,125 @@ class Relister:
             dict.fromkeys(r.series_query for r in (*self.custom_rules, *self.external_rules))
         )
 
+    @property
+    def keys(self) -> list[SeriesKey]:
+        """Distinct (backend, series query) listings, in rule order (see `series_key`)."""
+        return list(
+            dict.fromkeys(series_key(r) for r in (*self.custom_rules, *self.external_rules))
+        )
+
     def update_rules(
-        self, custom_rules: Sequence[MetricRule], external_rules: Sequence[MetricRule]
+        self,
+        custom_rules: Sequence[MetricRule],
+        external_rules: Sequence[MetricRule],
+        listers: Mapping[str, SeriesStreamer] | None = None,
     ) -> None:
-        """Use new rules from the next relist on (a config reload). Series already listed
-        for queries the new rules share are kept; the others are dropped."""
+        """Use new rules (and, when given, new named backends' listers) from the next relist
+        on (a config reload). Series already listed for queries the new rules share on an
+        unchanged backend are kept; the others are dropped."""
         self.custom_rules = custom_rules
         self.external_rules = external_rules
-        kept = set(self.queries)
-        self._shapes = {q: s for q, s in self._shapes.items() if q in kept}
+        changed: set[str] = set()  # backends whose series must be listed afresh
+        if listers is not None:
+            servers = {DEFAULT_SERVER: self._servers[DEFAULT_SERVER]}
+            for name, lister in listers.items():
+                known = self._servers.get(name)
+                if known is not None and known.lister is lister:
+                    servers[name] = known
+                else:  # new, or its client changed
+                    servers[name] = _ServerDiscovery(lister)
+                    changed.add(name)
+            self._servers = servers
+            self.listers = dict(listers)
+        kept = set(self.keys)
+        self._shapes = {
+            key: shapes
+            for key, shapes in self._shapes.items()
+            if key in kept and key_server(key) not in changed
+        }
 
     @property
     def uses_label_names(self) -> bool:
+        """Whether the command-line backend is listed through label names."""
+        return self._uses_label_names(self._servers[DEFAULT_SERVER])
+
+    @property
+    def _label_names_agree(self) -> bool | None:
+        """AUTO's verdict on the command-line backend (None: not checked yet)."""
+        return self._servers[DEFAULT_SERVER].label_names_agree
+
+    def _uses_label_names(self, server: _ServerDiscovery) -> bool:
         return self.mode == LABEL_NAMES or (
-            self.mode == AUTO and self._label_names_agree is not False
+            self.mode == AUTO and server.label_names_agree is not False
         )
 
-    async def _list(self, query: str, start: float) -> frozenset[SeriesShape]:
-        if self.uses_label_names:
-            assert isinstance(self.lister, DiscoveryLister)
+    def _server(self, key: SeriesKey) -> _ServerDiscovery:
+        return self._servers[key_server(key)]
+
+    async def _list(self, key: SeriesKey, start: float) -> frozenset[SeriesShape]:
+        server = self._server(key)
+        query = key[1] if isinstance(key, tuple) else key
+        if self._uses_label_names(server):
+            assert isinstance(server.lister, DiscoveryLister)
             try:
-                shapes = await list_label_name_shapes(self.lister, query, start)
+                shapes = await list_label_name_shapes(server.lister, query, start)
             except Exception as exc:
                 if self.mode != AUTO:
                     raise
                 # A backend without these endpoints (an HTTP error status) lists series from
                 # now on; after a connection failure or timeout, label names are tried again.
                 if isinstance(exc, PrometheusError) and exc.status is not None:
-                    self._label_names_agree = False
+                    server.label_names_agree = False
                 # When the series listing fails too, its failure is the one the relist reports.
-                shapes = await self._list_series(query, start)
+                shapes = await self._list_series(server, query, start)
                 log.warning(
-                    "discovery from label names failed for %r (%s); listed its series", query, exc
+                    "discovery from label names failed for %s (%s); listed its series",
+                    _key_text(key),
+                    exc,
                 )
                 return shapes
             if shapes is not None:
                 return shapes
-        return await self._list_series(query, start)
+        return await self._list_series(server, query, start)
 
-    async def _list_series(self, query: str, start: float) -> frozenset[SeriesShape]:
+    @staticmethod
+    async def _list_series(
+        server: _ServerDiscovery, query: str, start: float
+    ) -> frozenset[SeriesShape]:
         fold = _ShapeFold()
-        await self.lister.stream_series([query], start=start, sink=fold)
+        await server.lister.stream_series([query], start=start, sink=fold)
         return fold.shapes()
 
-    async def _check_label_names(self, queries: Sequence[str], start: float) -> None:
-        """AUTO: list the series once and compare; on any difference (a backend that ignores
-        `match[]` on its label endpoints) use the series from now on."""
+    async def _check_label_names(self, name: str, keys: Sequence[SeriesKey], start: float) -> None:
+        """AUTO: list the series of one backend once and compare; on any difference (a
+        backend that ignores `match[]` on its label endpoints) use the series from now on."""
+        server = self._servers[name]
+        queries = [k[1] if isinstance(k, tuple) else k for k in keys]
+        on = "" if name == DEFAULT_SERVER else f" of Prometheus server {name!r}"
         try:
-            listed = await asyncio.gather(*(self._list_series(q, start) for q in queries))
+            listed = await asyncio.gather(*(self._list_series(server, q, start) for q in queries))
         except Exception as exc:
             # Series too many to list within --prometheus-timeout, say: label names are then
             # the only way that works. Try again after the next relists, a few times.
-            self._failed_checks += 1
-            if self._failed_checks >= _MAX_FAILED_CHECKS:
-                self._label_names_agree = True
+            server.failed_checks += 1
+            if server.failed_checks >= _MAX_FAILED_CHECKS:
+                server.label_names_agree = True
             log.warning(
-                "unable to check label-name discovery against a series listing (%s)%s",
+                "unable to check label-name discovery%s against a series listing (%s)%s",
+                on,
                 exc,
-                "; using label names unchecked" if self._label_names_agree else "",
+                "; using label names unchecked" if server.label_names_agree else "",
             )
             return
-        series = dict(zip(queries, listed, strict=True))
-        self._label_names_agree = all(shapes_agree(series[q], self._shapes[q]) for q in queries)
-        if self._label_names_agree:
-            log.info("discovery from label names agrees with the series listing; using it")
+        series = dict(zip(keys, listed, strict=True))
+        server.label_names_agree = all(shapes_agree(series[k], self._shapes[k]) for k in keys)
+        if server.label_names_agree:
+            log.info("discovery from label names%s agrees with the series listing; using it", on)
             return
         log.warning(
-            "discovery from label names differs from the series listing (does Prometheus "
-            "ignore match[] on /api/v1/labels?); listing every series from now on"
+            "discovery from label names%s differs from the series listing (does Prometheus "
+            "ignore match[] on /api/v1/labels?); listing every series from now on",
+            on,
         )
         self._shapes.update(series)
         self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
@@ -223,38 +318,44 @@ class Relister:
 
     async def _relist(self) -> RelistResult:
         began = time.perf_counter()
-        queries = self.queries
+        keys = self.keys
         start = self.clock() - self.max_age
         results = await asyncio.gather(
-            *(self._list(q, start) for q in queries), return_exceptions=True
+            *(self._list(k, start) for k in keys), return_exceptions=True
         )
-        failures: dict[str, str] = {}
-        causes: dict[str, list[str]] = {}
-        for query, result in zip(queries, results, strict=True):
+        failures: dict[SeriesKey, str] = {}
+        causes: dict[str, int] = {}
+        for key, result in zip(keys, results, strict=True):
             if isinstance(result, BaseException):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
-                failures[query] = str(result) or type(result).__name__
-                causes.setdefault(failures[query], []).append(query)
-                log.debug("unable to list series for query %r: %s", query, result)
+                failures[key] = str(result) or type(result).__name__
+                causes[failures[key]] = causes.get(failures[key], 0) + 1
+                log.debug("unable to list series for query %s: %s", _key_text(key), result)
             else:
-                self._shapes[query] = result
+                self._shapes[key] = result
         self.registry = build_registry(self.custom_rules, self.external_rules, self._shapes)
+        servers = tuple(dict.fromkeys(key_server(k) for k in keys))
         outcome = RelistResult(
             time.perf_counter() - began,
             failures,
             self.registry,
-            queries=len(queries),
-            kept=sum(q in self._shapes for q in failures),
-            causes={cause: len(failed) for cause, failed in causes.items()},
+            queries=len(keys),
+            kept=sum(k in self._shapes for k in failures),
+            causes=causes,
+            servers=servers,
         )
-        if len(failures) < len(queries) or not queries:
+        if len(failures) < len(keys) or not keys:
             self.ready.set()
         if self.observer is not None:
             self.observer(outcome)
-        if self.mode == AUTO and self._label_names_agree is None and not failures and queries:
+        if self.mode == AUTO:
             # After `ready`: the first answers need not wait for the slower series listing.
-            await self._check_label_names(queries, start)
+            for name in servers:
+                own = [k for k in keys if key_server(k) == name]
+                server = self._servers[name]
+                if server.label_names_agree is None and not any(k in failures for k in own):
+                    await self._check_label_names(name, own, start)
         return outcome
 
     @staticmethod

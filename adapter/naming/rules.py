@@ -37,6 +37,7 @@ from adapter.naming.metric_namer import MetricNamer, new_metric_namer
 from adapter.naming.metrics_query import METRICS_QUERY_FIELDS, MetricsQuery
 from adapter.naming.resource_converter import ResourceConverter, new_resource_converter
 from adapter.naming.series_filter import SeriesFilter, new_series_filter
+from adapter.prometheus.config import DEFAULT_SERVER
 
 __all__ = [
     "CompiledConfig",
@@ -76,6 +77,12 @@ class MetricRule:
     def series_query(self) -> str:
         return self.source.series_query
 
+    @property
+    def prometheus_server(self) -> str:
+        """The backend that lists and queries this rule's series: a `prometheusServers`
+        name, or DEFAULT_SERVER for the command line's (--prometheus-url)."""
+        return self.source.prometheus_server or DEFAULT_SERVER
+
     def keeps(self, series_name: str) -> bool:
         return all(f.matches(series_name) for f in self.filters)
 
@@ -95,6 +102,8 @@ class ResourceMetricRules:
     cpu: ResourceQuery
     memory: ResourceQuery
     window_seconds: float
+    # A `prometheusServers` name, or DEFAULT_SERVER for the command line's (--prometheus-url).
+    prometheus_server: str = DEFAULT_SERVER
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +456,12 @@ def compile_config(
         cpu = compiler.resource_query(config.resource_rules.cpu, "resourceRules.cpu")
         memory = compiler.resource_query(config.resource_rules.memory, "resourceRules.memory")
         if cpu is not None and memory is not None:
-            resource_rules = ResourceMetricRules(cpu, memory, config.resource_rules.window_seconds)
+            resource_rules = ResourceMetricRules(
+                cpu,
+                memory,
+                config.resource_rules.window_seconds,
+                config.resource_rules.prometheus_server or DEFAULT_SERVER,
+            )
     if not config.rules and not config.external_rules and config.resource_rules is None:
         issues.warn(
             "", "defines no rules, externalRules or resourceRules: no metrics API will be served"

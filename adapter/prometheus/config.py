@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_SIZE",
+    "DEFAULT_SERVER",
     "PrometheusConfig",
     "PrometheusConfigError",
     "canonical_header_key",
@@ -26,6 +27,10 @@ __all__ = [
 # limit keeps a runaway answer (a query that lost its aggregation, a proxy page that never
 # ends) under ~180 MB, within the 256Mi that docs/performance.md suggests for large fleets.
 DEFAULT_MAX_RESPONSE_SIZE = 32 << 20
+
+# The name of the command-line backend (--prometheus-url and its flags) wherever backends are
+# named: our own metrics, logs, check-config, and `prometheusServer: default` in a config.
+DEFAULT_SERVER = "default"
 
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?")
 _SIZE_FACTORS = {

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from adapter.apimachinery.labels import Selector, SelectorError, to_label_selector
@@ -33,7 +33,7 @@ from adapter.naming.errors import NamingError, UnusableQueryError
 from adapter.prometheus.client import QueryResult
 from adapter.providers.chunking import chunk_names
 from adapter.providers.objects import ObjectLister, ObjectListError
-from adapter.providers.querier import MetricQuerier, object_values, query_or_500
+from adapter.providers.querier import MetricQuerier, object_values, query_or_500, route
 from adapter.providers.shared_queries import NamespaceQueries, sharing_problem
 
 __all__ = ["CustomMetricsProvider", "MetricValue", "ObjectReference"]
@@ -101,13 +101,20 @@ class CustomMetricsProvider:
         *,
         max_matcher_length: int = 0,
         namespace_query_ttl: float = 0.0,
+        servers: Mapping[str, MetricQuerier] | None = None,
     ) -> None:
         """`max_matcher_length`: longest object matcher value (quoted alternation of names)
         of one query before a `*` request is split into several queries; 0 never splits.
         `namespace_query_ttl`: when positive, how long a shared namespace-wide result is
-        used; 0 queries per request."""
+        used; 0 queries per request. `servers`: the queriers of the named backends
+        (`prometheusServers`), by name, for rules that name one; `prometheus` serves the
+        others. The mapping is read at each request, so its owner may change it (a reload)."""
         self._registry = registry
         self._prometheus = prometheus
+        self._servers = servers
+        self._namespace_query_ttl = namespace_query_ttl
+        # Named backends' shared namespace-wide queries: name -> (querier, its queries).
+        self._shared_named: dict[str, tuple[MetricQuerier, NamespaceQueries]] = {}
         self._objects = objects
         self._mapper = mapper
         self._clock = clock
@@ -164,6 +171,7 @@ class CustomMetricsProvider:
         (see `_chunked_queries`); the values are merged, the first value of an object kept.
         """
         rule = series.rule
+        querier = route(rule.source.prometheus_server, self._prometheus, self._servers)
         try:
             label = rule.converter.label_for_resource(resource)
             shared = self._shared_query(series, resource, namespace, label, metric_selector)
@@ -174,17 +182,28 @@ class CustomMetricsProvider:
             log.error("unable to construct query for metric %s/%s: %s", resource, metric, exc)
             raise _query_not_built(request_resource, metric, exc) from None
         if shared is not None:
-            assert self._shared is not None
-            everything = await self._shared.values(shared, label)
+            namespace_queries = self._namespace_queries(querier, rule.source.prometheus_server)
+            everything = await namespace_queries.values(shared, label)
             return {name: everything[name] for name in names if name in everything}
         # Every chunk is evaluated at the same instant, as one query would be.
         at = self._clock() if len(queries) > 1 else None
-        results = await self._run_queries(queries, at)
+        results = await self._run_queries(querier, queries, at)
         values: dict[str, float] = {}
         for query, result in zip(queries, results, strict=True):
             for name, value in object_values(result, label, query).items():
                 values.setdefault(name, value)
         return values
+
+    def _namespace_queries(self, querier: MetricQuerier, server: str) -> NamespaceQueries:
+        """The shared namespace-wide queries of the backend whose querier is `querier`."""
+        if querier is self._prometheus:
+            assert self._shared is not None
+            return self._shared
+        known = self._shared_named.get(server)
+        if known is None or known[0] is not querier:  # new, or replaced by a reload
+            known = (querier, NamespaceQueries(querier, self._namespace_query_ttl))
+            self._shared_named[server] = known
+        return known[1]
 
     def _shared_query(
         self,
@@ -268,14 +287,16 @@ class CustomMetricsProvider:
             )
         return [build(series.series_name, resource, namespace, names, metric_selector)]
 
-    async def _run_queries(self, queries: Sequence[str], at: float | None) -> list[QueryResult]:
+    async def _run_queries(
+        self, querier: MetricQuerier, queries: Sequence[str], at: float | None
+    ) -> list[QueryResult]:
         """Run `queries` at most `_CHUNK_CONCURRENCY` at a time; the first failure cancels the
         rest and is an InternalError, as for a single query."""
         limit = asyncio.Semaphore(_CHUNK_CONCURRENCY)
 
         async def run(query: str) -> QueryResult:
             async with limit:
-                return await query_or_500(self._prometheus, query, at)
+                return await query_or_500(querier, query, at)
 
         if len(queries) == 1:
             return [await run(queries[0])]

@@ -7,7 +7,7 @@ cannot build is a 500 "unable to fetch metrics", as in Go; when the rule can nev
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from adapter.apimachinery.labels import Selector
@@ -16,7 +16,7 @@ from adapter.discovery.registry import MetricRegistry
 from adapter.errors import InternalError, UnknownError, metric_not_found
 from adapter.kube.rest_mapper import NAMESPACES
 from adapter.naming.errors import NamingError, UnusableQueryError
-from adapter.providers.querier import MetricQuerier, query_or_500
+from adapter.providers.querier import MetricQuerier, query_or_500, route
 
 __all__ = ["ExternalMetricValue", "ExternalMetricsProvider"]
 
@@ -32,9 +32,17 @@ class ExternalMetricValue:
 
 
 class ExternalMetricsProvider:
-    def __init__(self, registry: Callable[[], MetricRegistry], prometheus: MetricQuerier) -> None:
+    def __init__(
+        self,
+        registry: Callable[[], MetricRegistry],
+        prometheus: MetricQuerier,
+        *,
+        servers: Mapping[str, MetricQuerier] | None = None,
+    ) -> None:
+        """`servers`: the named backends' queriers, by name (see CustomMetricsProvider)."""
         self._registry = registry
         self._prometheus = prometheus
+        self._servers = servers
 
     def list_all_metrics(self) -> list[str]:
         return sorted(self._registry().external)
@@ -55,7 +63,8 @@ class ExternalMetricsProvider:
             if isinstance(exc, UnusableQueryError):
                 cause = f"{cause}: {exc}"
             raise InternalError(cause) from None
-        result = await query_or_500(self._prometheus, query)
+        querier = route(found.rule.source.prometheus_server, self._prometheus, self._servers)
+        result = await query_or_500(querier, query)
         if result.result_type == "scalar":
             sample = result.samples[0]
             return [

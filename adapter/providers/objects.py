@@ -8,7 +8,7 @@ to without a cluster).
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from adapter.apimachinery.labels import Selector
@@ -18,6 +18,7 @@ from adapter.kube.rest_mapper import NAMESPACES, GroupResource
 from adapter.naming.errors import NamingError
 from adapter.naming.metrics_query import label_matcher
 from adapter.prometheus.client import PrometheusError
+from adapter.providers.querier import route
 
 __all__ = ["ObjectListError", "ObjectLister", "PrometheusObjectLister"]
 
@@ -37,9 +38,17 @@ class ObjectLister(Protocol):
 
 class PrometheusObjectLister:
     def __init__(
-        self, series: SeriesLister, max_age: float, clock: Callable[[], float] = time.time
+        self,
+        series: SeriesLister,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+        *,
+        servers: Mapping[str, SeriesLister] | None = None,
     ) -> None:
+        """`servers`: the named backends' clients, by name: a metric's objects are listed
+        from the backend its rule names (`prometheusServer`), else from `series`."""
         self._series = series
+        self._servers = servers
         self._max_age = max_age
         self._clock = clock
 
@@ -56,8 +65,9 @@ class PrometheusObjectLister:
             matchers.append(label_matcher(label, "!=", ""))
         except NamingError as exc:
             raise ObjectListError(str(exc)) from None
+        lister = route(source.rule.source.prometheus_server, self._series, self._servers)
         try:
-            found = await self._series.series(
+            found = await lister.series(
                 ["{" + ",".join(matchers) + "}"], start=self._clock() - self._max_age
             )
         except PrometheusError as exc:

@@ -8,13 +8,16 @@ as the request that asked for it.
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
 
 from adapter.errors import InternalError
 from adapter.prometheus.client import PrometheusError, QueryResult
+from adapter.prometheus.config import DEFAULT_SERVER
 
-__all__ = ["MetricQuerier", "SingleFlightQuerier", "object_values", "query_or_500"]
+__all__ = ["MetricQuerier", "SingleFlightQuerier", "object_values", "query_or_500", "route"]
+
+Q = TypeVar("Q")
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,19 @@ async def query_or_500(
     except PrometheusError as exc:
         log.error("unable to fetch metrics from prometheus: %s (query %s)", exc, query)
         raise InternalError("unable to fetch metrics") from None
+
+
+def route(server: str, default: Q, servers: Mapping[str, Q] | None) -> Q:
+    """The querier of the backend a rule names (`prometheusServer`, not in the Go adapter):
+    `default` for none ("" or DEFAULT_SERVER), else the one `servers` holds under that name.
+    A name `servers` lacks (never, for a config that loaded) is a 500."""
+    if not server or server == DEFAULT_SERVER:
+        return default
+    found = servers.get(server) if servers is not None else None
+    if found is None:
+        log.error("unable to fetch metrics: no Prometheus server named %r is configured", server)
+        raise InternalError("unable to fetch metrics")
+    return found
 
 
 class SingleFlightQuerier:

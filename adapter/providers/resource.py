@@ -32,7 +32,7 @@ from adapter.kube.rest_mapper import NAMESPACES, NODES, PODS, GroupResource, Res
 from adapter.naming.errors import NamingError
 from adapter.naming.rules import ResourceMetricRules, ResourceQuery
 from adapter.prometheus.client import PrometheusError, Sample
-from adapter.providers.querier import MetricQuerier
+from adapter.providers.querier import MetricQuerier, route
 from adapter.tasks import cancel_and_wait
 
 __all__ = [
@@ -452,9 +452,14 @@ class ResourceMetricsProvider:
         prometheus: MetricQuerier,
         objects: ResourceObjects,
         clock: Callable[[], float] = time.time,
+        *,
+        servers: Mapping[str, MetricQuerier] | None = None,
     ) -> None:
+        """`servers`: the named backends' queriers, by name, for `resourceRules` that name
+        one (`prometheusServer`); `prometheus` serves them otherwise. Read at each query."""
         self.rules = rules
         self._prometheus = prometheus
+        self._servers = servers
         self.objects = objects
         self._clock = clock
 
@@ -482,7 +487,8 @@ class ResourceMetricsProvider:
         except NamingError as exc:
             raise _QueryFailed(f"unable to construct query: {exc}") from None
         try:
-            result = await self._prometheus.query(query, now)
+            querier = route(self.rules.prometheus_server, self._prometheus, self._servers)
+            result = await querier.query(query, now)
         except PrometheusError as exc:
             raise _QueryFailed(f"unable to execute query: {exc}") from None
         if result.result_type != "vector":

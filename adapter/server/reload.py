@@ -86,7 +86,8 @@ def _identity(path: str) -> FileIdentity | None:
 
 
 class ConfigReloader:
-    """Reloads the config file at `path` with `load` and hands a valid new config to `apply`.
+    """Reloads the config file at `path` with `load` and hands a valid new config to `apply`
+    (which may refuse it by raising ConfigError before it changes anything).
 
     `served` is the config start-up loaded (whether it has rules decides if a config without
     any is refused); without it, the file is loaded once here to find out.
@@ -161,7 +162,12 @@ class ConfigReloader:
                 )
             for warning in compiled.warnings:
                 log.warning("config reload: %s", warning.format(compiled.file))
-            await self._apply(compiled)
+            try:
+                # `apply` may still refuse the config before changing anything (a named
+                # Prometheus server whose CA or token file cannot be read).
+                await self._apply(compiled)
+            except ConfigError as exc:
+                return self._refuse(reason, exc.describe())
             self._metrics.in_use(self.hash, new_hash)
             self._metrics.reloads.labels("success").inc()
             self._metrics.last_successful.set(1)

@@ -54,6 +54,7 @@ from adapter.kube.rest_mapper import BUILTIN_RESOURCES, RESTMapper, StaticRESTMa
 from adapter.naming.rules import CompiledConfig, ResourceMetricRules, load_rules
 from adapter.options import prometheus_config
 from adapter.prometheus.client import PrometheusClient, PrometheusConfigError
+from adapter.prometheus.config import DEFAULT_SERVER
 from adapter.prometheus.transport import display_url
 from adapter.providers.custom import CustomMetricsProvider
 from adapter.providers.external import ExternalMetricsProvider
@@ -66,6 +67,7 @@ from adapter.providers.resource import (
     ResourceObjects,
 )
 from adapter.server.app import ServerState, build_app
+from adapter.server.backends import RoutedSeries, ServerBackends
 from adapter.server.connections import ConnectionLimits, SecureSite
 from adapter.server.local_access import announce_local_access
 from adapter.server.loop_lag import watch_loop_lag
@@ -115,14 +117,18 @@ def _no_cluster_backend(
     compiled: CompiledConfig,
     prometheus: PrometheusClient,
     auditor: Auditor | None = None,
+    servers: ServerBackends | None = None,
 ) -> Backend:
+    # Objects come from the series of the backend each rule (or resourceRules) names.
+    named = servers.clients if servers is not None else None
+    resource_series = RoutedSeries(servers) if servers is not None else prometheus
     return Backend(
         mapper=StaticRESTMapper(BUILTIN_RESOURCES),
-        objects=PrometheusObjectLister(prometheus, args.metrics_max_age),
+        objects=PrometheusObjectLister(prometheus, args.metrics_max_age, servers=named),
         compiled=compiled,
         load=lambda: load_rules(args.config),
         resource_objects=lambda rules: PrometheusResourceObjects.from_rules(
-            rules, prometheus, lookback=args.metrics_max_age
+            rules, resource_series, lookback=args.metrics_max_age
         ),
         # No authentication here: requests are audited as the anonymous user.
         middlewares=audit_chain(auditor),
@@ -249,14 +255,24 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
             bind_address=_bind_address(args),
         )
     )
+    base_config = prometheus_config(args)
     prometheus = PrometheusClient(
-        prometheus_config(args), observer=metrics.observe_prometheus_request
+        base_config,
+        observer=metrics.backend_observer(DEFAULT_SERVER, _server_label(args.prometheus_url)),
     )
+    # The config's named backends (`prometheusServers`, not in the Go adapter).
+    servers = ServerBackends(base_config, prometheus, metrics, metrics.shared_queries.inc)
     try:
         if args.no_cluster:
-            backend = _no_cluster_backend(args, compiled, prometheus, auditor)
+            backend = _no_cluster_backend(args, compiled, prometheus, auditor, servers)
         else:
             backend = await _cluster_backend(args, tls, auditor)
+        try:
+            servers.apply(await servers.prepare(backend.compiled))
+        except BaseException:
+            for close in backend.closers:
+                await close()
+            raise
     except BaseException:
         await prometheus.close()
         raise
@@ -269,6 +285,7 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
         max_age=args.metrics_max_age,
         observer=metrics.observe_relist,
         mode=args.discovery_mode,
+        listers=servers.clients,
     )
 
     def groups_of(config: CompiledConfig) -> frozenset[str]:
@@ -292,7 +309,10 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     resource = None
     if compiled.resource_rules is not None:
         resource = ResourceMetricsProvider(
-            compiled.resource_rules, prometheus, backend.resource_objects(compiled.resource_rules)
+            compiled.resource_rules,
+            prometheus,
+            backend.resource_objects(compiled.resource_rules),
+            servers=servers.clients,
         )
     state = ServerState(
         metrics=metrics,
@@ -303,8 +323,11 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
             backend.mapper,
             max_matcher_length=args.prometheus_max_matcher_length,
             namespace_query_ttl=args.namespace_query_ttl,
+            servers=servers.queriers,
         ),
-        external=ExternalMetricsProvider(lambda: relister.registry, querier),
+        external=ExternalMetricsProvider(
+            lambda: relister.registry, querier, servers=servers.queriers
+        ),
         resource=resource,
         served_groups=served_groups,
         discovery_ready=relister.ready.is_set,
@@ -312,8 +335,12 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
     )
 
     async def apply(new: CompiledConfig) -> None:
+        # A backend whose client cannot be made refuses the config (ConfigError) here,
+        # before anything changes.
+        prepared = await servers.prepare(new)
+        servers.apply(prepared)
         served[0] = groups_of(new)
-        relister.update_rules(new.rules, new.external_rules)
+        relister.update_rules(new.rules, new.external_rules, servers.clients)
         if resource is not None and new.resource_rules is not None:
             resource.rules = new.resource_rules
         elif new.resource_rules is not None:
@@ -380,6 +407,7 @@ async def _serve(args: argparse.Namespace, compiled: CompiledConfig) -> int:
         if auditor is not None:  # after the last request: flush what is buffered
             await auditor.close()
         await prometheus.close()
+        await servers.close()
         for close in backend.closers:
             await close()
     return 0

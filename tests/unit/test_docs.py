@@ -44,6 +44,9 @@ CONFIG_KEYS = frozenset(
         "cpu", "memory", "window",
         # resourceRules.cpu / .memory
         "containerQuery", "nodeQuery", "containerLabel",
+        # prometheusServers (not in the Go adapter), and rules', resourceRules' prometheusServer
+        "prometheusServers", "prometheusServer", "url", "headers", "tokenFile", "caFile",
+        "clientCertFile", "clientKeyFile", "verb", "timeout",
     }
 )  # fmt: skip
 
