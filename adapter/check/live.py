@@ -15,7 +15,7 @@ import difflib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -67,6 +67,7 @@ __all__ = [
     "LiveOptions",
     "PrometheusUnreachableError",
     "RecordingClient",
+    "backend_clients",
     "captured_provider_logs",
     "client_for_rule",
     "discover",
@@ -485,6 +486,23 @@ async def live_report(
     return report
 
 
+@contextlib.asynccontextmanager
+async def backend_clients(
+    compiled: CompiledConfig, prometheus: PrometheusConfig
+) -> AsyncIterator[dict[str, tuple[PrometheusClient, str]]]:
+    """A client for each of the config's `prometheusServers`, by name, with the URL to show;
+    closed on the way out. Raises ConfigError when one cannot be made."""
+    named: ServerClients = {}
+    try:
+        named, _ = await build_clients(
+            compiled.config.prometheus_servers, prometheus, file=compiled.file
+        )
+        yield {name: (found, server_url(server.url)) for name, (server, found) in named.items()}
+    finally:
+        for _, found in named.values():
+            await found.close()
+
+
 async def run_live(
     configs: Sequence[CompiledConfig], prometheus: PrometheusConfig, options: LiveOptions
 ) -> list[dict[str, Any]]:
@@ -495,18 +513,8 @@ async def run_live(
     async with PrometheusClient(prometheus) as client:
         reports = []
         for compiled in configs:
-            named: ServerClients = {}
-            try:
-                named, _ = await build_clients(
-                    compiled.config.prometheus_servers, prometheus, file=compiled.file
-                )
-                servers = {
-                    name: (found, server_url(server.url)) for name, (server, found) in named.items()
-                }
+            async with backend_clients(compiled, prometheus) as servers:
                 reports.append(await live_report(compiled, client, url, options, servers=servers))
-            finally:
-                for _, found in named.values():
-                    await found.close()
         return reports
 
 

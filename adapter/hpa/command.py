@@ -19,7 +19,12 @@ from typing import Any, TextIO
 
 from yarl import URL
 
-from adapter.check.live import LiveOptions, PrometheusUnreachableError, discover
+from adapter.check.live import (
+    LiveOptions,
+    PrometheusUnreachableError,
+    backend_clients,
+    discover,
+)
 from adapter.check.report import add_live_flags
 from adapter.config.errors import ConfigError
 from adapter.hpa.cluster import custom_metrics_version, list_hpas
@@ -94,8 +99,11 @@ async def _run(args: argparse.Namespace, compiled: CompiledConfig) -> dict[str, 
     kube = load_config(kubeconfig)
     api = KubeClient(kube)
     try:
-        async with PrometheusClient(prometheus) as client:
-            found = await discover(compiled, client, url, options)
+        async with (
+            PrometheusClient(prometheus) as client,
+            backend_clients(compiled, prometheus) as servers,
+        ):
+            found = await discover(compiled, client, url, options, servers=servers)
             namespace = None if args.all_namespaces else (args.namespace or "default")
             try:
                 raw = await list_hpas(api, namespace, args.name or None)
@@ -115,6 +123,7 @@ async def _run(args: argparse.Namespace, compiled: CompiledConfig) -> dict[str, 
                 options,
                 await custom_metrics_version(api),
                 "the kubeconfig's user",
+                servers={name: named for name, (named, _) in servers.items()},
             )
             hpas = []
             for obj in raw:
@@ -154,6 +163,9 @@ def explain_hpa_main(
         return 1
     try:
         report = asyncio.run(_run(args, compiled))
+    except ConfigError as exc:  # a prometheusServers entry whose files cannot be read
+        stderr.write(f"error: {exc.describe()}\n")
+        return 1
     except (
         PrometheusConfigError,
         PrometheusUnreachableError,

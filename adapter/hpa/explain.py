@@ -39,6 +39,7 @@ from adapter.kube.api import KubeAPI, KubeAPIError
 from adapter.kube.object_cache import APIObjectLister, ObjectMeta
 from adapter.kube.rest_mapper import RESTMapper
 from adapter.naming.rules import CompiledConfig
+from adapter.prometheus.backends import DEFAULT_SERVER, client_for_rule
 from adapter.prometheus.client import PrometheusClient
 from adapter.providers.resource import EVERY_FIELD, FieldSelector, ResourceMetricsProvider
 from adapter.server.resource_api import pod_metrics_json
@@ -58,6 +59,8 @@ class Context:
     options: LiveOptions
     custom_version: str
     user: str  # who kube-apiserver sees, for RBAC fixes
+    # The clients of the config's prometheusServers, by name.
+    servers: dict[str, PrometheusClient] = field(default_factory=dict)
     lives: dict[str, dict[str, Any]] = field(default_factory=dict)
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     clock: Any = time.time
@@ -116,6 +119,7 @@ async def _rules_answer(
         ctx.options,
         objects=APIObjectLister(ctx.api, ctx.mapper),
         mapper=ctx.mapper,
+        servers=ctx.servers,
     )
 
 
@@ -138,7 +142,8 @@ async def _resource_answer(
         report.update(status=404, rule=None, hints=["the config has no resourceRules"])
         return report
     report["metricsQuery"] = rules.cpu.container_query.template.source
-    recording = RecordingClient(ctx.client)
+    client = client_for_rule(rules, {DEFAULT_SERVER: ctx.client, **ctx.servers})
+    recording = RecordingClient(client)
     provider = ResourceMetricsProvider(rules, recording, _ListedPods(pods), ctx.clock)
     selector = parse_selector(req.params.get("labelSelector", ""))
     with captured_provider_logs() as log:

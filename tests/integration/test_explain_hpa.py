@@ -37,6 +37,7 @@ from harness.fake_kube_apiserver import (
     running_fake_kube_apiserver,
 )
 from harness.prometheus import PrometheusProcess
+from harness.recording_proxy import running_recording_proxy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -627,3 +628,35 @@ async def test_resource_cpu_utilization_from_resource_rules(cluster: Cluster) ->
         6,
         "ScaleUpLimit",
     )
+
+
+async def test_rules_on_a_named_backend_are_asked_there(cluster: Cluster, tmp_path: Path) -> None:
+    """prometheusServers: the pods metric's rule and resourceRules name a backend (a
+    recording proxy in front of the same Prometheus, sending its tenant header); their
+    series and queries go there, the other rules' to --prometheus-url."""
+    config = tmp_path / "config.yaml"
+    text = CONFIG.replace(
+        "rules:\n- seriesQuery: 'queue_length",
+        "prometheusServers:\n- {name: team, url: PROXY, headers: {X-Scope-OrgID: team-a}}\n"
+        "rules:\n- prometheusServer: team\n  seriesQuery: 'queue_length",
+        1,
+    ).replace("resourceRules:\n", "resourceRules:\n  prometheusServer: team\n", 1)
+    async with running_recording_proxy(cluster.prometheus.url) as proxy:
+        config.write_text(text.replace("PROXY", proxy.url))
+        argv = cluster.argv("web", "-o", "json")
+        argv[argv.index("--config") + 1] = str(config)
+        code, out, err = await run(*argv)
+        assert code == 0, err or out
+        [report] = json.loads(out)["hpas"]
+        pods = report["metrics"][0]
+        assert pods["values"] == {"web-0": "30", "web-1": "50", "web-2": "70"}
+        assert pods["rules"]["prometheusServer"] == "team"
+        assert [q.get("prometheusServer") for q in pods["rules"]["queries"]] == ["team"]
+        tenants = {
+            (r.path, *(v for k, v in r.headers.items() if k.lower() == "x-scope-orgid"))
+            for r in proxy.requests
+        }
+        assert ("/api/v1/series", "team-a") in tenants, tenants
+        assert ("/api/v1/query", "team-a") in tenants, tenants
+        queries = [v for r in proxy.requests for k, v in r.query if k == "query"]
+        assert queries and all("queue_length" in q for q in queries), queries
