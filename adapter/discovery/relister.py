@@ -330,7 +330,9 @@ class Relister:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 failures[key] = str(result) or type(result).__name__
-                causes[failures[key]] = causes.get(failures[key], 0) + 1
+                on = "" if not isinstance(key, tuple) else f"Prometheus server {key[0]!r}: "
+                cause = on + failures[key]
+                causes[cause] = causes.get(cause, 0) + 1
                 log.debug("unable to list series for query %s: %s", _key_text(key), result)
             else:
                 self._shapes[key] = result
