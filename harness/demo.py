@@ -21,7 +21,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from harness.adapter import AdapterProcess
 from harness.exporter import demo_dataset, running_exporter
 from harness.kubectl import kubectl, kubectl_get_raw, write_kubeconfig
 from harness.packages import ensure_kubectl, ensure_prometheus
+from harness.ports import port_is_free
 from harness.prometheus import PrometheusProcess
 
 __all__ = ["main"]
@@ -69,15 +69,6 @@ async def waiting(what: str, work: Awaitable[T], every: float = _PROGRESS_EVERY)
         if done:
             return task.result()
         say(f"   ... {what} ({time.monotonic() - began:.0f} s)")
-
-
-def _port_if_free(port: int) -> int | None:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return None
-    return port
 
 
 @dataclass(frozen=True)
@@ -245,7 +236,8 @@ async def serve_stack() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     try:
-        async with demo_stack(STATE_DIR, prometheus_port=_port_if_free(PROMETHEUS_PORT)) as stack:
+        port = PROMETHEUS_PORT if port_is_free(PROMETHEUS_PORT) else None
+        async with demo_stack(STATE_DIR, prometheus_port=port) as stack:
             _write_state(stack)
             say(_READY)
             # The caller stops reading once it has the stack: write where it cannot break.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-__all__ = ["free_port", "wait_for_http"]
+__all__ = ["free_port", "port_is_free", "wait_for_http"]
 
 # How often readiness is polled: short, so that a test waits little past the event itself.
 _POLL_INTERVAL = 0.05
@@ -22,6 +22,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a TCP port on 127.0.0.1 can be bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _status_is_200(status: int) -> bool:

@@ -28,6 +28,8 @@ from adapter.discovery.registry import (
     SeriesKey,
     SeriesShape,
     build_registry,
+    key_query,
+    key_server,
     series_key,
 )
 from adapter.errors import APIError
@@ -358,10 +360,9 @@ def live_warnings(rules: Sequence[dict[str, Any]], window: str) -> list[str]:
 def _query_entry(
     key: SeriesKey, found: list[dict[str, str]] | PrometheusError, named: bool = False
 ) -> dict[str, Any]:
-    query = key[1] if isinstance(key, tuple) else key
-    entry: dict[str, Any] = {"seriesQuery": query}
+    entry: dict[str, Any] = {"seriesQuery": key_query(key)}
     if named:
-        entry["prometheusServer"] = key[0] if isinstance(key, tuple) else DEFAULT_SERVER
+        entry["prometheusServer"] = key_server(key)
     if isinstance(found, PrometheusError):
         return {**entry, "series": None, "error": str(found)}
     return {**entry, "series": len(found), "error": None}
@@ -378,8 +379,7 @@ async def _list_every_backend(
     always (it was asked for), each named one that a rule uses."""
     by_server: dict[str, list[str]] = {DEFAULT_SERVER: []}
     for key in keys:
-        name, query = key if isinstance(key, tuple) else (DEFAULT_SERVER, key)
-        by_server.setdefault(name, []).append(query)
+        by_server.setdefault(key_server(key), []).append(key_query(key))
     names = list(by_server)
     listings = await asyncio.gather(
         *(

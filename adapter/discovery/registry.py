@@ -24,6 +24,8 @@ __all__ = [
     "SeriesListings",
     "SeriesShape",
     "build_registry",
+    "key_query",
+    "key_server",
     "series_key",
 ]
 
@@ -99,6 +101,16 @@ def series_key(rule: MetricRule) -> SeriesKey:
     """Where the series a rule names are found: its seriesQuery, on its backend."""
     server = rule.prometheus_server
     return rule.series_query if server == DEFAULT_SERVER else (server, rule.series_query)
+
+
+def key_server(key: SeriesKey) -> str:
+    """The backend a series key is listed from."""
+    return key[0] if isinstance(key, tuple) else DEFAULT_SERVER
+
+
+def key_query(key: SeriesKey) -> str:
+    """The seriesQuery of a series key."""
+    return key[1] if isinstance(key, tuple) else key
 
 
 def _named_series(

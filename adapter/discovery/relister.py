@@ -24,6 +24,8 @@ from adapter.discovery.registry import (
     SeriesKey,
     SeriesShape,
     build_registry,
+    key_query,
+    key_server,
     series_key,
 )
 from adapter.golang.duration import format_go_duration
@@ -39,7 +41,6 @@ __all__ = [
     "Relister",
     "SeriesLister",
     "SeriesStreamer",
-    "key_server",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,14 +113,10 @@ class RelistResult:
         return sum(1 for key in self.failures if key_server(key) == server)
 
 
-def key_server(key: SeriesKey) -> str:
-    """The backend a series key is listed from."""
-    return key[0] if isinstance(key, tuple) else DEFAULT_SERVER
-
-
 def _key_text(key: SeriesKey) -> str:
     """A series key for logs: the query, and the backend when it is a named one."""
-    return f"{key[1]!r} on Prometheus server {key[0]!r}" if isinstance(key, tuple) else repr(key)
+    server, query = key_server(key), key_query(key)
+    return repr(query) if server == DEFAULT_SERVER else f"{query!r} on Prometheus server {server!r}"
 
 
 class RelistObserver(Protocol):
@@ -244,7 +241,7 @@ class Relister:
 
     async def _list(self, key: SeriesKey, start: float) -> frozenset[SeriesShape]:
         server = self._server(key)
-        query = key[1] if isinstance(key, tuple) else key
+        query = key_query(key)
         if self._uses_label_names(server):
             assert isinstance(server.lister, DiscoveryLister)
             try:
@@ -280,7 +277,7 @@ class Relister:
         """AUTO: list the series of one backend once and compare; on any difference (a
         backend that ignores `match[]` on its label endpoints) use the series from now on."""
         server = self._servers[name]
-        queries = [k[1] if isinstance(k, tuple) else k for k in keys]
+        queries = [key_query(k) for k in keys]
         on = "" if name == DEFAULT_SERVER else f" of Prometheus server {name!r}"
         try:
             listed = await asyncio.gather(*(self._list_series(server, q, start) for q in queries))
@@ -330,7 +327,8 @@ class Relister:
                 if isinstance(result, asyncio.CancelledError):
                     raise result
                 failures[key] = str(result) or type(result).__name__
-                on = "" if not isinstance(key, tuple) else f"Prometheus server {key[0]!r}: "
+                backend = key_server(key)
+                on = "" if backend == DEFAULT_SERVER else f"Prometheus server {backend!r}: "
                 cause = on + failures[key]
                 causes[cause] = causes.get(cause, 0) + 1
                 log.debug("unable to list series for query %s: %s", _key_text(key), result)

@@ -11,7 +11,13 @@ default, `Metadata`), the whole object (`Object`) or nothing (`None`).
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from adapter.apimachinery.quantity import INT64_MAX, INT64_MIN, format_binary_si, format_decimal_si
+from adapter.apimachinery.quantity import (
+    INT64_MAX,
+    INT64_MIN,
+    format_binary_si,
+    format_decimal_si,
+    parse_quantity_milli,
+)
 from adapter.errors import BadRequestError, NotAcceptableError
 from adapter.golang.duration import format_go_duration
 from adapter.golang.quote import go_quote
@@ -22,29 +28,10 @@ __all__ = ["convert_resource_metrics"]
 
 _INCLUDE_OBJECT = ("Metadata", "None", "Object")
 
-# Canonical quantity suffixes (what format_decimal_si / format_binary_si write) in millis.
-_SUFFIX_MILLIS: dict[str, int] = {
-    "m": 1,
-    "": 1000,
-    "k": 10**6,
-    "M": 10**9,
-    "G": 10**12,
-    "T": 10**15,
-    "P": 10**18,
-    "E": 10**21,
-    **{s: 1000 * 1024**i for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
-}
-
-
-def _millis(quantity: str) -> int:
-    """The value of a canonical Quantity string (integer and suffix), in thousandths."""
-    digits = quantity.rstrip("mkMGTPEi")
-    return int(digits) * _SUFFIX_MILLIS[quantity[len(digits) :]]
-
 
 def _sum(quantities: Sequence[str], render: Callable[[int], str]) -> str:
     # Quantity.Add of int64 amounts; a sum beyond int64 (never a real usage) saturates.
-    total = sum(_millis(q) for q in quantities)
+    total = sum(parse_quantity_milli(q) for q in quantities)
     return render(min(max(total, INT64_MIN), INT64_MAX))
 
 

@@ -13,13 +13,14 @@ Each test prints its timeline (seconds, silent gap, line); `pytest -s` shows it.
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from harness.ports import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKGROUND = "<!-- readme-test: runs until stopped -->"
@@ -142,11 +143,8 @@ def test_demo_keep_then_the_printed_commands(checkout: Path) -> None:
 
 
 def test_readme_local_path_as_written(checkout: Path) -> None:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", ADAPTER_PORT))
-        except OSError:
-            pytest.skip(f"port {ADAPTER_PORT}, which the README uses, is taken here")
+    if not port_is_free(ADAPTER_PORT):
+        pytest.skip(f"port {ADAPTER_PORT}, which the README uses, is taken here")
     script = ["set -euo pipefail"]
     for index, (block, background) in enumerate(
         readme_blocks((checkout / "README.md").read_text())
